@@ -1,0 +1,1 @@
+"""Frugal: cheap, fast writing help inside Slack, with an honest bill."""

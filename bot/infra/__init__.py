@@ -1,0 +1,1 @@
+"""Infrastructure: the only code that talks to OpenAI and to the database."""

@@ -1,0 +1,1 @@
+"""The database: typed tables, the engine, migrations and every SQL query."""

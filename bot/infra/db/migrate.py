@@ -1,0 +1,84 @@
+"""Apply Alembic migrations under a lock, so replicas starting together are safe."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from bot.infra.db.engine import make_engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
+# Any constant works; it only has to be the same in every replica.
+_PG_LOCK_KEY = 0x46525547414C  # "FRUGAL"
+
+
+def alembic_config() -> Config:
+    """The Alembic configuration for the repository's migrations/ folder."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (default: the newest)."""
+    engine = make_engine(url)
+    try:
+        with _sqlite_file_lock(url):
+            async with engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Released at commit; a second replica waits here, then finds nothing to do.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+                await conn.run_sync(_upgrade, revision)
+                await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def pending_revisions(url: str) -> list[str]:
+    """Revisions not yet applied to the database at `url`."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(_pending)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _pending(connection: Connection) -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    pending = []
+    for rev in script.walk_revisions():
+        if rev.revision in current:
+            break
+        pending.append(rev.revision)
+    return pending
+
+
+@contextmanager
+def _sqlite_file_lock(url: str) -> Iterator[None]:
+    database = make_url(url).database if url.startswith("sqlite") else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

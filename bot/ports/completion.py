@@ -1,0 +1,57 @@
+"""The completion port: what services ask of the model router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from bot.catalog import TokenUsage
+from bot.ports.chat import TokenLogprob
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who asked, where, and under which idempotency key; never the text."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    request_key: str
+    task: str
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A model-agnostic request; the router chooses the model."""
+
+    messages: tuple[dict[str, str], ...]
+    max_tokens: int
+    temperature: float = 0.2
+    json_schema: dict[str, Any] | None = None
+    logprobs: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The answer, which model gave it, and what it cost."""
+
+    text: str
+    requested_model: str
+    served_model: str
+    usage: TokenUsage
+    cost_usd: Decimal | None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    fallback_note: str | None = None
+
+
+class CompletionFailed(Exception):
+    """No model could answer; the message is fit to show a user."""
+
+
+class Completer(Protocol):
+    """The model router as the services see it."""
+
+    async def complete(self, ctx: CallContext, request: CompletionRequest) -> Completion:
+        """Answer the request or raise CompletionFailed."""
+        ...

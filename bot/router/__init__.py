@@ -1,0 +1,1 @@
+"""The model router: picks the model, records every attempt, prices the answer."""

@@ -1,0 +1,50 @@
+"""Running the bot: migrate, build, serve until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from bot.composition import Container, build_container
+from bot.config import Settings
+from bot.infra.db.migrate import upgrade
+from bot.web.server import build_web_app
+
+log = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
+    """Apply migrations, then serve Slack until SIGINT or SIGTERM."""
+    await upgrade(settings.database_url)
+    container = build_container(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(build_web_app(container.bolt, container.engine))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+        log.info("Frugal listening on port %d (%s)", port, "Socket Mode" if socket_mode else "HTTP")
+        if socket_mode:
+            await _serve_socket_mode(container, stop)
+        else:
+            await stop.wait()
+    finally:
+        log.info("Frugal stopping")
+        await runner.cleanup()
+        await container.aclose()
+
+
+async def _serve_socket_mode(container: Container, stop: asyncio.Event) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(container.bolt, container.settings.slack_app_token)
+    await handler.connect_async()
+    try:
+        await stop.wait()
+    finally:
+        await handler.close_async()

@@ -1,0 +1,1 @@
+"""Services: what Frugal does, knowing nothing of Slack or of any SDK."""

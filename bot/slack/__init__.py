@@ -1,0 +1,1 @@
+"""The Slack adapter: listeners, payload parsing and Block Kit replies."""

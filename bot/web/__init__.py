@@ -1,0 +1,1 @@
+"""The HTTP surface: Slack's request URL and the health check."""

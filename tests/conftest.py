@@ -1,0 +1,193 @@
+"""Shared fixtures: real-HTTP fakes of Slack and OpenAI, migrated databases, a running Frugal."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from bot.composition import Container, build_container
+from bot.config import Settings, load_settings, normalize_database_url
+from bot.infra.db.migrate import upgrade
+from bot.web.server import build_web_app
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_signing import sign_request
+
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# --- fakes -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _openai_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _slack_server() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_openai(_openai_server: FakeOpenAI) -> FakeOpenAI:
+    """The fake OpenAI server, reset for this test."""
+    _openai_server.reset()
+    return _openai_server
+
+
+@pytest.fixture
+def fake_slack(_slack_server: FakeSlack) -> FakeSlack:
+    """The fake Slack Web API, reset for this test."""
+    _slack_server.reset()
+    return _slack_server
+
+
+# --- databases ---------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database for this test, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield normalize_database_url(f"sqlite:///{tmp_path / 'frugal.db'}")
+        return
+    async with postgres_database() as url:
+        yield url
+
+
+class postgres_database:
+    """A throwaway PostgreSQL database (async context manager yielding its URL)."""
+
+    def __init__(self) -> None:
+        base = os.environ.get("TEST_DATABASE_URL")
+        if not base:
+            if IN_CI:
+                pytest.fail("TEST_DATABASE_URL is not set in CI: the PostgreSQL tests must run")
+            pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+        self._base = make_url(normalize_database_url(base))
+        self._name = f"frugal_t_{uuid.uuid4().hex[:12]}"
+
+    async def _admin(self) -> asyncpg.Connection:
+        url = self._base
+        return await asyncpg.connect(
+            host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
+        )
+
+    async def __aenter__(self) -> str:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{self._name}"')
+        finally:
+            await conn.close()
+        return self._base.set(database=self._name).render_as_string(hide_password=False)
+
+    async def __aexit__(self, *exc: object) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    """`database_url` with every migration applied, as `frugal migrate` does."""
+    await upgrade(database_url)
+    return database_url
+
+
+# --- settings and a running Frugal -----------------------------------------
+
+
+@pytest.fixture
+def make_settings(fake_openai: FakeOpenAI, fake_slack: FakeSlack) -> Callable[..., Settings]:
+    """Build Settings pointing at the fakes; keyword arguments override variables."""
+
+    def make(database_url: str, **overrides: str) -> Settings:
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake_slack.api_url,
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": fake_openai.api_url,
+            "DATABASE_URL": database_url,
+        }
+        env.update(overrides)
+        return load_settings(env, dotenv_path=None)
+
+    return make
+
+
+@dataclass
+class RunningFrugal:
+    """A Frugal process's web app on a real port, and a way to talk to it as Slack does."""
+
+    url: str
+    container: Container
+    http: aiohttp.ClientSession
+    fake_slack: FakeSlack
+
+    async def post(
+        self, body: str, content_type: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """POST a signed request to /slack/events and read the response."""
+        all_headers = {"Content-Type": content_type, **sign_request(secret, body, timestamp), **(headers or {})}
+        async with self.http.post(f"{self.url}/slack/events", data=body.encode(), headers=all_headers) as resp:
+            await resp.read()
+            return resp
+
+    async def command(self, command: str, text: str, **fields: Any) -> tuple[aiohttp.ClientResponse, str]:
+        """Send a signed slash command; returns the response and its response_url name."""
+        from tests.fakes.slack_signing import slash_command
+
+        name = f"r{uuid.uuid4().hex[:8]}"
+        fields.setdefault("response_url", self.fake_slack.response_url(name))
+        body, content_type = slash_command(command, text, **fields)
+        return await self.post(body, content_type), name
+
+
+@pytest.fixture
+async def start_frugal(
+    make_settings: Callable[..., Settings], fake_slack: FakeSlack
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start Frugal's real web app on 127.0.0.1 with the given database and variables."""
+    started: list[tuple[web.AppRunner, Container, aiohttp.ClientSession]] = []
+
+    async def start(database_url: str, **overrides: str) -> RunningFrugal:
+        container = build_container(make_settings(database_url, **overrides))
+        runner = web.AppRunner(build_web_app(container.bolt, container.engine))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        http = aiohttp.ClientSession()
+        started.append((runner, container, http))
+        return RunningFrugal(url=f"http://127.0.0.1:{port}", container=container, http=http, fake_slack=fake_slack)
+
+    yield start
+    for runner, container, http in started:
+        await http.close()
+        await runner.cleanup()
+        await container.aclose()
+
+
+@pytest.fixture
+async def frugal(start_frugal: Callable[..., Any], migrated_url: str) -> RunningFrugal:
+    """A running Frugal on a migrated database (SQLite and PostgreSQL)."""
+    return await start_frugal(migrated_url)
