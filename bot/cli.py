@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,13 +10,16 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.catalog import CatalogError
-from bot.config import ConfigError, Settings, load_settings
+from bot.commands import migrate, run
+from bot.config import ConfigError, load_settings
+
+# Each module adds its subcommand with add_parser(); its handler(settings, args) returns the exit code.
+COMMANDS = [run, migrate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `frugal` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     _configure_logging()
     try:
         settings = load_settings()
@@ -32,44 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.runtime import serve
-
-    settings.require_serving(socket_mode=args.socket)
-    asyncio.run(serve(settings, port=args.port or settings.port, socket_mode=args.socket))
-    return 0
-
-
-def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    from bot.infra.db.migrate import upgrade
-
-    asyncio.run(upgrade(settings.database_url))
-    print("database is up to date")
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand of COMMANDS."""
     parser = argparse.ArgumentParser(prog="frugal", description="Frugal: cheap writing help in Slack.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="serve Slack (HTTP on $PORT, or Socket Mode)")
-    run.add_argument("--socket", action="store_true", help="use Socket Mode (needs SLACK_APP_TOKEN)")
-    run.add_argument("--port", type=_port, help="HTTP port (default: $PORT or 3000)")
-    run.set_defaults(handler=_run)
-
-    migrate = commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
-    migrate.set_defaults(handler=_migrate)
+    for module in COMMANDS:
+        module.add_parser(commands)
     return parser
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {port}")
-    return port
 
 
 def _configure_logging() -> None:

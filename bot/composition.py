@@ -14,6 +14,7 @@ from bot.infra.db.ledger import SqlLedger
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.router.router import ModelRouter
 from bot.services.rewrite import RewriteService
+from bot.slack.admins import AdminDirectory
 from bot.slack.app import build_bolt_app
 from bot.slack.deps import SlackDeps
 
@@ -51,6 +52,9 @@ def build_container(settings: Settings) -> Container:
         chain,
         baseline_model=settings.baseline_model or catalog.baseline_model,
     )
-    deps = SlackDeps(rewrite=RewriteService(router, max_input_chars=settings.max_input_chars))
+    deps = SlackDeps(
+        rewrite=RewriteService(router, max_input_chars=settings.max_input_chars),
+        admins=AdminDirectory(settings.admins),
+    )
     bolt = build_bolt_app(settings, deps)
     return Container(settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt)

@@ -30,6 +30,8 @@ class CompletionRequest:
     temperature: float = 0.2
     json_schema: dict[str, Any] | None = None
     logprobs: bool = False
+    # None: the whole chain; otherwise only these models (e.g. those that fit the budget).
+    allowed_models: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

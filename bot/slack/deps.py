@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.services.rewrite import RewriteService
+from bot.slack.admins import AdminDirectory
 
 _KEY = "frugal"
 
@@ -16,6 +17,7 @@ class SlackDeps:
     """The services the Slack listeners call."""
 
     rewrite: RewriteService
+    admins: AdminDirectory
 
 
 def attach(context: AsyncBoltContext, deps: SlackDeps) -> None:

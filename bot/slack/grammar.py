@@ -13,6 +13,28 @@ REWRITE_USAGE = (
     + ". Example: `/rewrite formal: can u send the report pls`"
 )
 
+HELP_POINTER = "Type `/frugal help` for the grammar of every command."
+
+HELP = "\n".join(
+    [
+        "*Frugal* — cheap, fast writing help. Commands:",
+        "• `/rewrite [style:] text` — rewrite text (styles: " + ", ".join(STYLES) + f"; default {DEFAULT_STYLE}).",
+        "• `/classify [label, label, ...] text` — pick exactly one label (without the bracket: this channel's labels).",
+        "• `/usage` — this channel's usage, cost and remaining quota for the current period.",
+        "• `/frugal help` — this help.",
+        "• `/frugal models` — the model chain, and which models are healthy now.",
+        "• `/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>` — admins; "
+        "`$5/month` is the same as `5 usd/month`.",
+        "• `/frugal quota show [here|#channel]` · `/frugal quota clear <here|#channel>` — admins.",
+        "• `/frugal labels set a, b, c` — this channel's classify labels (admins).",
+        "• `/frugal digest <daily|weekly|off> [HH:MM]` — subscribe this channel to cost digests (admins); "
+        "`/frugal digest now` posts one at once.",
+        "• Mention me: `@Frugal rewrite formal: text`, `@Frugal classify [a, b] text`, `@Frugal help`; "
+        "in a thread, `@Frugal rewrite` alone rewrites the thread's first message.",
+        "• Message shortcuts: *Rewrite with Frugal* and *Classify with Frugal* on any message.",
+    ]
+)
+
 _STYLE_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(.*)$", re.DOTALL)
 
 

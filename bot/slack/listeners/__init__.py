@@ -9,13 +9,14 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks
-from bot.slack.listeners import rewrite
+from bot.slack.listeners import frugal, rewrite
 
 Listener = Callable[..., Awaitable[None]]
 
 # (AsyncApp method, matcher, listener) — acked at once, slow work after the ack.
 LISTENERS: list[tuple[str, Any, Listener]] = [
     ("command", "/rewrite", rewrite.rewrite_command),
+    ("command", "/frugal", frugal.frugal_command),
     ("action", blocks.POST_REWRITE_ACTION, rewrite.post_rewrite),
     ("action", re.compile(f"^{blocks.STYLE_ACTION_PREFIX}"), rewrite.try_style),
 ]

@@ -1,0 +1,1 @@
+"""The `frugal` subcommands, one module each, registered in bot.cli's table."""
