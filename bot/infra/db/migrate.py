@@ -28,7 +28,7 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
+async def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at `url` to `revision` (default: the newest)."""
     engine = make_engine(url)
     try:

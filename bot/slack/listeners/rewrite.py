@@ -14,6 +14,7 @@ from bot.services.errors import InvalidInput
 from bot.services.rewrite import RewriteService
 from bot.slack import blocks
 from bot.slack.deps import deps_of
+from bot.slack.failures import failure_text
 from bot.slack.grammar import REWRITE_USAGE, parse_rewrite
 
 
@@ -65,7 +66,7 @@ async def _answer(respond: AsyncRespond, ctx: CallContext, service: RewriteServi
     try:
         rewrite = await service.rewrite(ctx, text, style)
     except (InvalidInput, CompletionFailed) as err:
-        await respond(text=str(err), response_type="ephemeral", replace_original=False)
+        await respond(text=failure_text(err), response_type="ephemeral", replace_original=False)
         return
     await respond(
         text=rewrite.text,
