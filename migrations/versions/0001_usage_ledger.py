@@ -38,8 +38,8 @@ def upgrade() -> None:
         sa.Column("completion_tokens", sa.Integer(), nullable=False),
         sa.Column("cost_usd", Money, nullable=True),
         sa.Column("baseline_cost_usd", Money, nullable=True),
-        sa.Column("energy_wh", sa.Float(), nullable=True),
-        sa.Column("latency_ms", sa.Float(), nullable=False),
+        sa.Column("energy_wh", sa.Double(), nullable=True),
+        sa.Column("latency_ms", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_ledger")),
     )
     op.create_index(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -32,7 +33,7 @@ async def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database at `url` to `revision` (default: the newest)."""
     engine = make_engine(url)
     try:
-        with _sqlite_file_lock(url):
+        async with _sqlite_file_lock(url):
             async with engine.connect() as conn:
                 if conn.dialect.name == "postgresql":
                     # Released at commit; a second replica waits here, then finds nothing to do.
@@ -70,14 +71,15 @@ def _pending(connection: Connection) -> list[str]:
     return pending
 
 
-@contextmanager
-def _sqlite_file_lock(url: str) -> Iterator[None]:
+@asynccontextmanager
+async def _sqlite_file_lock(url: str) -> AsyncIterator[None]:
     database = make_url(url).database if url.startswith("sqlite") else None
     if not database or database == ":memory:":
         yield
         return
     with open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        # flock blocks; waiting in a thread keeps the event loop (and a second upgrade in it) running.
+        await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
