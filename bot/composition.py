@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,13 +11,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db import slack_stores
+from bot.infra.db.digest_store import SqlDigestStore
+from bot.infra.db.home_queries import SqlHomeQueries
+from bot.infra.db.digest_queries import SqlDigestQueries
+from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.ledger import SqlLedger
+from bot.infra.db.model_status import SqlModelStatusStore
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.router.router import ModelRouter
+from bot.services.classify import ClassifyService
+from bot.services.digest import DigestBuilder, DigestService
+from bot.services.digest_chart import daily_cost_chart
+from bot.services.home import HomeService
+from bot.services.lifecycle import LifecycleService, resolve_baseline
 from bot.services.rewrite import RewriteService
 from bot.slack.admins import AdminDirectory
+from bot.slack.alerts import SlackAdminAlerts
 from bot.slack.app import build_bolt_app
 from bot.slack.deps import SlackDeps
+from bot.slack.digest_publisher import SlackDigestPublisher, installation_tokens, static_token
+from bot.slack.oauth import NOT_INSTALLED, STATE_EXPIRATION_SECONDS, build_oauth_settings
 
 
 @dataclass
@@ -29,9 +44,15 @@ class Container:
     chat_model: OpenAIChatModel
     router: ModelRouter
     bolt: AsyncApp
+    lifecycle: LifecycleService = field(kw_only=True)
+    alerts: SlackAdminAlerts = field(kw_only=True)
+    digests: DigestService = field(kw_only=True)
+    # Run once a day by the scheduler of `frugal run` (bot.scheduler).
+    daily_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
 
     async def aclose(self) -> None:
         """Release connections."""
+        await self.alerts.aclose()
         await self.chat_model.close()
         await self.engine.dispose()
 
@@ -45,16 +66,55 @@ def build_container(settings: Settings) -> Container:
         api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=settings.model_timeout
     )
     chain = tuple(catalog.get(m).id if catalog.get(m) else m for m in settings.models)
+    installations = (
+        slack_stores.installation_store(settings.slack_client_id, engine) if settings.oauth_enabled else None
+    )
+    alerts = SlackAdminAlerts(
+        settings.admins, api_url=settings.slack_api_url, bot_token=settings.slack_bot_token, installations=installations
+    )
     router = ModelRouter(
         chat_model,
         catalog,
         SqlLedger(sessions),
         chain,
-        baseline_model=settings.baseline_model or catalog.baseline_model,
+        baseline_model=resolve_baseline(catalog, settings.baseline_model),
+        status_store=SqlModelStatusStore(sessions),
+        alerts=alerts,
     )
+    lifecycle = LifecycleService(chat_model, catalog, settings.models, health=router)
     deps = SlackDeps(
         rewrite=RewriteService(router, max_input_chars=settings.max_input_chars),
         admins=AdminDirectory(settings.admins),
+        classify=ClassifyService(router, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
+        models=lifecycle,
+        digests=(digests := _digest_service(settings, sessions, catalog, chain, installations, lifecycle)),
+        installations=installations,
+        home=HomeService(
+            SqlHomeQueries(sessions), settings.timezone, health=router, digests=SqlDigestStore(sessions)
+        ),
     )
-    bolt = build_bolt_app(settings, deps)
-    return Container(settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt)
+    bolt_options = {}
+    if installations is not None:
+        states = slack_stores.state_store(engine, expiration_seconds=STATE_EXPIRATION_SECONDS)
+        bolt_options["oauth_settings"] = build_oauth_settings(settings, installations, states)
+        bolt_options["user_facing_authorize_error_message"] = NOT_INSTALLED
+    bolt = build_bolt_app(settings, deps, **bolt_options)
+    return Container(
+        settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
+        lifecycle=lifecycle, alerts=alerts, digests=digests,
+    )
+
+
+def _digest_service(settings, sessions, catalog, chain, installations, lifecycle) -> DigestService:
+    """Digests: ledger aggregations, subscriptions and claims in SQL, posted with each workspace's token."""
+    builder = DigestBuilder(
+        SqlDigestQueries(sessions),
+        catalog,
+        primary_model=chain[0],
+        baseline_model=resolve_baseline(catalog, settings.baseline_model),
+        tz=settings.timezone,
+        lifecycle_warnings=lifecycle.lifecycle_warnings,
+    )
+    tokens = installation_tokens(installations) if installations is not None else static_token(settings.slack_bot_token)
+    publisher = SlackDigestPublisher(settings.slack_api_url, tokens)
+    return DigestService(SqlDigestStore(sessions), builder, publisher, daily_cost_chart, tz=settings.timezone)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -11,6 +12,7 @@ from aiohttp import web
 from bot.composition import Container, build_container
 from bot.config import Settings
 from bot.infra.db.migrate import upgrade
+from bot.scheduler import build_scheduler
 from bot.web.server import build_web_app
 
 log = logging.getLogger(__name__)
@@ -20,13 +22,22 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     """Apply migrations, then serve Slack until SIGINT or SIGTERM."""
     await upgrade(settings.database_url)
     container = build_container(settings)
+    try:
+        # GET /v1/models: an unknown model ID stops the start here, with a did-you-mean (ConfigError).
+        await container.lifecycle.startup()
+    except BaseException:
+        await container.aclose()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(build_web_app(container.bolt, container.engine))
     await runner.setup()
+    lifecycle_checks = asyncio.create_task(container.lifecycle.run_daily(), name="model-lifecycle-daily")
+    scheduler = build_scheduler(settings, container.digests, container.daily_jobs)
     try:
+        scheduler.start()
         await web.TCPSite(runner, "0.0.0.0", port).start()
         log.info("Frugal listening on port %d (%s)", port, "Socket Mode" if socket_mode else "HTTP")
         if socket_mode:
@@ -35,6 +46,10 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
             await stop.wait()
     finally:
         log.info("Frugal stopping")
+        await scheduler.stop()
+        lifecycle_checks.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lifecycle_checks
         await runner.cleanup()
         await container.aclose()
 
@@ -43,8 +58,12 @@ async def _serve_socket_mode(container: Container, stop: asyncio.Event) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(container.bolt, container.settings.slack_app_token)
-    await handler.connect_async()
+    # The SDK retries connecting forever (bad token, Slack unreachable), so a stop must not wait for it.
+    connecting = asyncio.create_task(handler.connect_async(), name="socket-mode-connect")
     try:
         await stop.wait()
     finally:
         await handler.close_async()
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connecting

@@ -45,6 +45,11 @@ class Completion:
     cost_usd: Decimal | None
     logprobs: tuple[TokenLogprob, ...] | None = None
     fallback_note: str | None = None
+    # What the same tokens would have cost on the baseline model (None: price unknown).
+    baseline_cost_usd: Decimal | None = None
+    # Estimated energy of the call and where the estimate comes from (None: no energy data).
+    energy_wh: float | None = None
+    energy_source: str | None = None
 
 
 class CompletionFailed(Exception):

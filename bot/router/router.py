@@ -1,18 +1,27 @@
-"""The model router: calls the model, records the attempt, prices the answer."""
+"""The model router: tries the chain in order, following the error table, and prices every attempt."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from bot.catalog import Catalog, TokenUsage, cost_usd, estimate_wh
-from bot.ports.chat import ChatModel, ChatRequest, ChatResult, ModelCallError
+from bot.catalog import Catalog, TokenUsage
+from bot.ports.alerts import AdminAlerts
+from bot.ports.chat import ChatModel, ChatRequest, ChatResult, ErrorKind, ModelCallError
 from bot.ports.completion import CallContext, Completion, CompletionFailed, CompletionRequest
 from bot.ports.ledger import LedgerEntry, LedgerRepository
+from bot.ports.model_status import ModelHealth, ModelStatusStore, UnavailableModel
+from bot.router.accounting import price_call
+from bot.router.health import HealthBoard
+from bot.router.policy import ALL_FAILED_ALERT, POLICY, RouterTuning, Then, Wait
 
 log = logging.getLogger(__name__)
+
+NOT_ALLOWED = "is not allowed for this request"
 
 
 def utcnow() -> datetime:
@@ -20,8 +29,23 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+async def _sleep(delay: timedelta) -> None:
+    await asyncio.sleep(delay.total_seconds())
+
+
+@dataclass
+class _Trail:
+    """What happened to one request so far: attempts made and why each model did not answer."""
+
+    attempts: int = 0
+    why: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, ErrorKind] = field(default_factory=dict)
+    exceeded_window: int | None = None  # set once a model's context window was too small
+    too_long: bool = False
+
+
 class ModelRouter:
-    """Completer that answers on the primary model of the chain."""
+    """Completer over the model chain: retries, fail-over, cool-downs, and a ledger row per attempt."""
 
     def __init__(
         self,
@@ -32,95 +56,263 @@ class ModelRouter:
         *,
         baseline_model: str,
         clock: Callable[[], datetime] = utcnow,
+        status_store: ModelStatusStore | None = None,
+        alerts: AdminAlerts | None = None,
+        tuning: RouterTuning = RouterTuning(),
+        sleep: Callable[[timedelta], Awaitable[None]] = _sleep,
     ) -> None:
+        if not chain:
+            raise ValueError("the model chain is empty")
         self._model = model
         self._catalog = catalog
         self._ledger = ledger
         self.chain = chain
-        self._baseline = catalog.get(baseline_model)
+        self._baseline = baseline_model
         self._clock = clock
+        self._status_store = status_store
+        self._alerts = alerts
+        self._tuning = tuning
+        self._sleep = sleep
+        self._health = HealthBoard(chain, tuning, status_store)
 
     async def complete(self, ctx: CallContext, request: CompletionRequest) -> Completion:
-        """Answer on the primary model; raise CompletionFailed when it fails."""
-        model_id = self.chain[0]
-        try:
-            result = await self._model.complete(self._chat_request(model_id, request))
-        except ModelCallError as err:
-            await self._record_failure(ctx, model_id, err, attempt=1)
-            log.warning("model call failed: %s", err)
-            raise CompletionFailed("The model could not answer just now; nothing was charged. Please try again.") from err
-        return await self._record_success(ctx, model_id, result, attempt=1)
+        """Answer on the first model of the chain that can; raise CompletionFailed when none can."""
+        await self._health.sync(self._clock())
+        candidates = self._candidates(request.allowed_models)
+        trail = _Trail()
+        for model in candidates:
+            if trail.too_long and not self._may_fit(model, trail.exceeded_window):
+                trail.why[model] = POLICY[ErrorKind.CONTEXT_TOO_LONG].why
+                continue
+            if not self._health.admit(model, self._clock()):
+                kind = self._health.reason(model)
+                trail.why[model] = POLICY[kind].why if kind else "is resting"
+                if kind:
+                    trail.kinds[model] = kind
+                continue
+            try:
+                outcome = await self._try(ctx, model, request, trail)
+            finally:
+                self._health.release(model)
+            if isinstance(outcome, Completion):
+                return outcome
+        await self._alert_all_failed(ctx, candidates, trail)
+        raise CompletionFailed(self._failure_message(candidates, trail))
 
-    def _chat_request(self, model_id: str, request: CompletionRequest) -> ChatRequest:
-        info = self._catalog.get(model_id)
-        max_tokens = request.max_tokens
-        if info is not None and info.max_output_tokens:
-            max_tokens = min(max_tokens, info.max_output_tokens)
-        return ChatRequest(
-            model=model_id,
-            messages=request.messages,
-            max_tokens=max_tokens,
-            temperature=request.temperature,
-            json_schema=request.json_schema,
-            logprobs=request.logprobs,
-        )
+    async def model_health(self) -> list[ModelHealth]:
+        """The health of every model in the chain, in chain order."""
+        now = self._clock()
+        await self._health.sync(now)
+        return self._health.snapshot(now)
 
-    async def _record_success(
-        self, ctx: CallContext, model_id: str, result: ChatResult, *, attempt: int
-    ) -> Completion:
-        info = self._catalog.get(model_id)
-        cost = cost_usd(info.price if info else None, result.usage)
+    async def _try(
+        self, ctx: CallContext, model: str, request: CompletionRequest, trail: _Trail
+    ) -> Completion | ModelCallError:
+        """Call one model, retrying as the policy allows; a Completion, or the last error after acting on it."""
+        chat_request = self._chat_request(model, request)
+        retries = 0
+        while True:
+            trail.attempts += 1
+            try:
+                result = await self._model.complete(chat_request)
+            except ModelCallError as err:
+                await self._ledger.record(self._failure_entry(ctx, model, err, trail.attempts))
+                now = self._clock()
+                mark = self._health.failed(model, err.kind, now, self._hold(err))
+                rule = POLICY[err.kind]
+                wait = self._wait(rule.wait, err, retries) if retries < rule.retries else None
+                # Once the model is resting, a retry would only spend the user's time.
+                if wait is not None and self._health.until(model) is None:
+                    retries += 1
+                    await self._sleep(wait)
+                    continue
+                await self._after_failure(ctx, model, err, trail, mark)
+                return err
+            return await self._answered(ctx, model, result, trail)
+
+    def _wait(self, wait: Wait | None, err: ModelCallError, retries: int) -> timedelta | None:
+        """How long to wait before retrying; None when a retry is not worth it."""
+        if wait is Wait.BACKOFF:
+            return self._tuning.backoff * 2**retries
+        if wait is Wait.RETRY_AFTER:
+            told = timedelta(seconds=err.retry_after) if err.retry_after is not None else self._tuning.default_retry_wait
+            return told if told <= self._tuning.max_retry_wait else None
+        return None
+
+    def _hold(self, err: ModelCallError) -> timedelta | None:
+        """A throttle longer than is worth waiting for: rest the model until the server says."""
+        if err.kind is ErrorKind.RATE_LIMITED and err.retry_after is not None:
+            told = timedelta(seconds=err.retry_after)
+            return told if told > self._tuning.max_retry_wait else None
+        return None
+
+    async def _after_failure(
+        self, ctx: CallContext, model: str, err: ModelCallError, trail: _Trail, mark: UnavailableModel | None
+    ) -> None:
+        rule = POLICY[err.kind]
+        if mark is not None and self._status_store is not None:
+            await self._status_store.mark_unavailable(mark)
+        trail.why[model] = rule.why
+        trail.kinds[model] = err.kind
+        log.warning("model %s failed (%s); next: %s", model, err, rule.then.name.lower())
+        if rule.alert is not None and self._alerts is not None:
+            status = f"HTTP {err.status}" if err.status else ""
+            text = rule.alert.format(model=model, status=status, code=err.code or err.kind.value)
+            await self._alerts.alert(ctx.team_id, text, dedupe_key=f"{model}:{err.kind.value}")
+        if rule.then is Then.LARGER_CONTEXT:
+            info = self._catalog.get(model)
+            window = info.context_window if info else None
+            trail.too_long = True
+            trail.exceeded_window = max(trail.exceeded_window or 0, window or 0) or None
+        elif rule.then is Then.STOP:
+            raise CompletionFailed(
+                f"Frugal cannot use its models right now: the endpoint {rule.why}. "
+                "The admins have been told. Nothing was charged."
+            )
+
+    async def _answered(self, ctx: CallContext, model: str, result: ChatResult, trail: _Trail) -> Completion:
+        if self._health.succeeded(model) and self._status_store is not None:
+            await self._status_store.clear(model)
+        priced = price_call(self._catalog, model, self._baseline, result.usage)
         await self._ledger.record(
-            self._entry(ctx, model_id, result.served_model, result.usage, attempt=attempt,
-                        latency_ms=result.latency_ms, outcome="ok", error_code=None)
+            self._entry(
+                ctx, model, result.served_model, result.usage, trail.attempts,
+                latency_ms=result.latency_ms, outcome="ok", error_code=None,
+                cost=priced.cost_usd, baseline_cost=priced.baseline_cost_usd, energy_wh=priced.energy_wh,
+            )
         )
         return Completion(
             text=result.text,
             requested_model=self.chain[0],
-            served_model=model_id,
+            served_model=model,
             usage=result.usage,
-            cost_usd=cost,
+            cost_usd=priced.cost_usd,
             logprobs=result.logprobs,
+            fallback_note=self._fallback_note(model, trail),
+            baseline_cost_usd=priced.baseline_cost_usd,
+            energy_wh=priced.energy_wh,
+            energy_source=priced.energy_source,
         )
 
-    async def _record_failure(self, ctx: CallContext, model_id: str, err: ModelCallError, *, attempt: int) -> None:
-        await self._ledger.record(
-            self._entry(ctx, model_id, None, TokenUsage(prompt_tokens=0), attempt=attempt,
-                        latency_ms=err.latency_ms, outcome="error", error_code=err.code or err.kind.value)
+    def _candidates(self, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+        if allowed is None:
+            return self.chain
+        wanted = {self._canonical(name) for name in allowed}
+        candidates = tuple(model for model in self.chain if model in wanted)
+        if not candidates:
+            raise CompletionFailed("No model may be used for this request, so nothing was called or charged.")
+        return candidates
+
+    def _canonical(self, name: str) -> str:
+        info = self._catalog.get(name)
+        return info.id if info else name
+
+    def _may_fit(self, model: str, exceeded_window: int | None) -> bool:
+        """Worth trying after a context-length failure: a larger (or unknown) window."""
+        info = self._catalog.get(model)
+        window = info.context_window if info else None
+        return window is None or exceeded_window is None or window > exceeded_window
+
+    def _chat_request(self, model: str, request: CompletionRequest) -> ChatRequest:
+        info = self._catalog.get(model)
+        max_tokens = request.max_tokens
+        if info is not None and info.max_output_tokens:
+            max_tokens = min(max_tokens, info.max_output_tokens)
+        # A model not known to support structured output or log-probabilities would reject them.
+        structured = info is not None and info.supports_structured_output
+        logprobs = info is not None and info.supports_logprobs
+        return ChatRequest(
+            model=model,
+            messages=request.messages,
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            json_schema=request.json_schema if structured else None,
+            logprobs=request.logprobs and logprobs,
+        )
+
+    def _fallback_note(self, served: str, trail: _Trail) -> str | None:
+        primary = self.chain[0]
+        if served == primary:
+            return None
+        return f"{served} answered because {primary} {trail.why.get(primary, NOT_ALLOWED)}"
+
+    def _failure_message(self, candidates: tuple[str, ...], trail: _Trail) -> str:
+        kinds = set(trail.kinds.values())
+        if trail.too_long and kinds <= {ErrorKind.CONTEXT_TOO_LONG}:
+            return "The text is too long for every model Frugal may use. Please shorten it; nothing was charged."
+        if kinds == {ErrorKind.NO_CREDIT}:
+            return (
+                "Frugal's OpenAI account is out of credit, so no model could answer; the admins have been told. "
+                "Nothing was charged."
+            )
+        reasons = "; ".join(f"{model} {trail.why[model]}" for model in candidates if model in trail.why)
+        return (
+            f"No model could answer just now ({reasons}). Nothing was charged. "
+            f"Please try again {self._when_to_retry(candidates)}."
+        )
+
+    def _when_to_retry(self, candidates: tuple[str, ...]) -> str:
+        now = self._clock()
+        waits = [until - now for model in candidates if (until := self._health.until(model)) and until > now]
+        if not waits:
+            return "in a minute"
+        return f"in about {_duration(min(waits))}"
+
+    async def _alert_all_failed(self, ctx: CallContext, candidates: tuple[str, ...], trail: _Trail) -> None:
+        if self._alerts is None:
+            return
+        summary = "; ".join(f"{model} {trail.why[model]}" for model in candidates if model in trail.why)
+        await self._alerts.alert(ctx.team_id, ALL_FAILED_ALERT.format(summary=summary), dedupe_key="all-models-failed")
+
+    def _failure_entry(self, ctx: CallContext, model: str, err: ModelCallError, attempt: int) -> LedgerEntry:
+        # A failed attempt is not billed: it costs exactly nothing, not "price unknown".
+        return self._entry(
+            ctx, model, None, TokenUsage(prompt_tokens=0), attempt,
+            latency_ms=err.latency_ms, outcome="error", error_code=err.code or err.kind.value,
+            cost=Decimal(0), baseline_cost=Decimal(0), energy_wh=None,
         )
 
     def _entry(
         self,
         ctx: CallContext,
-        model_id: str,
+        model: str,
         served_model: str | None,
         usage: TokenUsage,
-        *,
         attempt: int,
+        *,
         latency_ms: float,
         outcome: str,
         error_code: str | None,
+        cost: Decimal | None,
+        baseline_cost: Decimal | None,
+        energy_wh: float | None,
     ) -> LedgerEntry:
-        info = self._catalog.get(model_id)
-        ok = outcome == "ok"
         return LedgerEntry(
             team_id=ctx.team_id,
             channel_id=ctx.channel_id,
             user_id=ctx.user_id,
             request_key=ctx.request_key,
             task=ctx.task,
-            requested_model=model_id,
+            requested_model=model,
             served_model=served_model,
             prompt_tokens=usage.prompt_tokens,
             cached_tokens=usage.cached_tokens,
             completion_tokens=usage.completion_tokens,
-            # A failed attempt is not billed: it costs exactly nothing, not "price unknown".
-            cost_usd=cost_usd(info.price if info else None, usage) if ok else Decimal(0),
-            baseline_cost_usd=cost_usd(self._baseline.price if self._baseline else None, usage) if ok else Decimal(0),
-            energy_wh=estimate_wh(info.energy if info else None, usage) if ok else None,
+            cost_usd=cost,
+            baseline_cost_usd=baseline_cost,
+            energy_wh=energy_wh,
             latency_ms=latency_ms,
             outcome=outcome,
-            error_code=error_code,
+            error_code=error_code[:64] if error_code else None,
             attempt=attempt,
             created_at=self._clock(),
         )
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = max(1, round(delta.total_seconds()))
+    if seconds < 90:
+        return f"{seconds} seconds"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3600)} hours"

@@ -49,6 +49,38 @@ def notice(text: str) -> list[dict[str, Any]]:
     return [_section(text)]
 
 
+POST_IN_THREAD_ACTION = "post_in_thread"
+
+
+def thread_answer(text: str, completion: Completion, label: str, user_id: str) -> list[dict[str, Any]]:
+    """An answer posted in a thread: the text, then who asked, the model and the cost."""
+    return [_section(text), _context(_footer(completion, f"{label} · for <@{user_id}>"))]
+
+
+def private_answer(text: str, completion: Completion, label: str, post_value: str | None) -> list[dict[str, Any]]:
+    """An answer only the caller sees, with a "Post in thread" button when the text fits in one."""
+    return [_section(text), _context(_footer(completion, label)), *post_in_thread_button(post_value)]
+
+
+def post_in_thread_button(post_value: str | None) -> list[dict[str, Any]]:
+    """The "Post in thread" button, or a note when the answer does not fit in a button's value."""
+    if post_value is None or len(post_value) > BUTTON_VALUE_LIMIT:
+        return [_context("This answer is too long for the Post button; copy it instead.")]
+    button = _button("Post in thread", POST_IN_THREAD_ACTION, post_value, style="primary")
+    return [{"type": "actions", "block_id": "post_in_thread", "elements": [button]}]
+
+
+def classification_line(label: str, confidence: str) -> str:
+    """'*label* · confidence 93%', the label's Slack control characters escaped (labels are user text)."""
+    escaped = label.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"*{escaped}* · {confidence}"
+
+
+def posted_in_thread(text: str, credit: str) -> list[dict[str, Any]]:
+    """An answer posted in a thread from a private one, saying who asked for it."""
+    return [_section(text), _context(credit)]
+
+
 def _footer(completion: Completion, extra: str) -> str:
     parts = [extra, f"model: {completion.served_model}", f"cost: {format_usd(completion.cost_usd)}"]
     if completion.fallback_note:

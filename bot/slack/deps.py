@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 
+from bot.services.classify import ClassifyService
+from bot.services.home import HomeService
+from bot.services.digest import DigestService
+from bot.services.lifecycle import LifecycleService
 from bot.services.rewrite import RewriteService
 from bot.slack.admins import AdminDirectory
 
@@ -18,6 +23,12 @@ class SlackDeps:
 
     rewrite: RewriteService
     admins: AdminDirectory
+    classify: ClassifyService
+    models: LifecycleService
+    digests: DigestService
+    home: HomeService = field(kw_only=True)
+    # OAuth mode only: where installations are kept. Keyword-only, so later fields need no default.
+    installations: AsyncInstallationStore | None = field(default=None, kw_only=True)
 
 
 def attach(context: AsyncBoltContext, deps: SlackDeps) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.services.errors import InvalidInput
 from bot.services.rewrite import DEFAULT_STYLE, STYLES
+
+# Every usage line ends with this pointer to the full grammar.
+HELP_POINTER = "Type `/frugal help` for the grammar of every command."
 
 REWRITE_USAGE = (
     "Usage: `/rewrite [style:] text` — styles: "
     + ", ".join(f"`{s}`" + (" (default)" if s == DEFAULT_STYLE else "") for s in STYLES)
-    + ". Example: `/rewrite formal: can u send the report pls`"
+    + ". Example: `/rewrite formal: can u send the report pls`. "
+    + HELP_POINTER
 )
-
-HELP_POINTER = "Type `/frugal help` for the grammar of every command."
 
 HELP = "\n".join(
     [
@@ -52,3 +55,29 @@ def parse_rewrite(text: str) -> RewriteArgs:
     if match and match.group(1).lower() in STYLES:
         return RewriteArgs(style=match.group(1).lower(), text=match.group(2).strip())
     return RewriteArgs(style=DEFAULT_STYLE, text=(text or "").strip())
+
+
+CLASSIFY_USAGE = (
+    "Usage: `/classify [label, label, ...] text` — picks exactly one label; without the bracket, this "
+    "channel's labels (`/frugal labels`) or the default set. Example: `/classify [bug, question, praise] the "
+    "export button does nothing`. " + HELP_POINTER
+)
+
+
+@dataclass(frozen=True)
+class ClassifyArgs:
+    """A parsed `/classify` request; labels is None when the text names none."""
+
+    labels: tuple[str, ...] | None
+    text: str
+
+
+def parse_classify(text: str) -> ClassifyArgs:
+    """Split `[a, b, ...] text`; raises InvalidInput for a bracket that is never closed."""
+    text = (text or "").strip()
+    if not text.startswith("["):
+        return ClassifyArgs(labels=None, text=text)
+    inside, closed, rest = text[1:].partition("]")
+    if not closed:
+        raise InvalidInput("The label list has no closing `]`.")
+    return ClassifyArgs(labels=tuple(label.strip() for label in inside.split(",")), text=rest.strip())

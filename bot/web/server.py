@@ -1,4 +1,4 @@
-"""The aiohttp application: POST /slack/events and GET /healthz."""
+"""The aiohttp application: POST /slack/events, GET /healthz, and the OAuth install routes."""
 
 from __future__ import annotations
 
@@ -36,4 +36,20 @@ def build_web_app(bolt: AsyncApp, engine: AsyncEngine) -> web.Application:
     app = web.Application()
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if bolt.oauth_flow is not None:
+        _add_oauth_routes(app, bolt)
     return app
+
+
+def _add_oauth_routes(app: web.Application, bolt: AsyncApp) -> None:
+    """GET /slack/install and /slack/oauth_redirect, served by Bolt's OAuth flow (async_dispatch does not)."""
+    flow = bolt.oauth_flow
+
+    async def install(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def oauth_redirect(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    app.router.add_get(flow.install_path, install)
+    app.router.add_get(flow.redirect_uri_path, oauth_redirect)

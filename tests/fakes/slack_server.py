@@ -1,4 +1,4 @@
-"""Fake Slack Web API (plus file upload and response_url endpoints) for the real slack_sdk clients."""
+"""Fake Slack Web API (plus file upload, response_url and Socket Mode endpoints) for the real slack_sdk clients."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict
 
 from ._server import ThreadedAiohttpServer
@@ -28,11 +28,12 @@ DEFAULT_AUTH = {
 }
 # Methods Slack answers without a bearer token, so strict_tokens must not reject them.
 TOKENLESS_METHODS = {"oauth.v2.access"}
+SOCKET_ENVELOPE_TYPES = {"slash_commands", "events_api", "interactive"}
 
 
 @dataclass(frozen=True)
 class Call:
-    """One request received by the fake; ``method`` is the API method or ``response_url:<name>``."""
+    """One request received by the fake: an API method, ``response_url:<name>`` or ``socket_*`` (Socket Mode)."""
 
     method: str
     params: dict[str, Any]
@@ -55,6 +56,9 @@ class FakeSlack(ThreadedAiohttpServer):
     def __init__(self) -> None:
         super().__init__()
         self._cond = threading.Condition()
+        # Live Socket Mode connections, oldest first; only touched on the server's event loop.
+        self._sockets: list[web.WebSocketResponse] = []
+        self._socket_ids = itertools.count(1)
         self.reset()
 
     @property
@@ -98,6 +102,26 @@ class FakeSlack(ThreadedAiohttpServer):
     def response_url(self, name: str = "r1") -> str:
         """URL whose JSON POSTs are recorded as calls named ``response_url:<name>``."""
         return f"{self.base_url}/response/{name}"
+
+    def wait_socket_connected(self, timeout: float = 10.0) -> None:
+        """Block until a Socket Mode client has connected since the last reset; AssertionError on timeout."""
+        self.wait_for("socket_connect", timeout=timeout)
+
+    def socket_send(self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True) -> str:
+        """Send an envelope to the newest Socket Mode client and return its envelope_id (thread-safe)."""
+        if envelope_type not in SOCKET_ENVELOPE_TYPES:
+            raise ValueError(f"envelope_type must be one of {sorted(SOCKET_ENVELOPE_TYPES)}, got {envelope_type!r}")
+        envelope_id = f"env-{next(self._ids):04d}"
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        self._submit(self._send_envelope(envelope)).result(timeout=10)
+        return envelope_id
 
     def fail(
         self,
@@ -150,11 +174,13 @@ class FakeSlack(ThreadedAiohttpServer):
         return AssertionError(f"expected {count} matching {method} call(s) in {timeout}s; seen:\n{seen}")
 
     def build_app(self) -> web.Application:
-        """Routes: Web API methods, file upload URLs and response URLs."""
+        """Routes: Web API methods, file upload URLs, response URLs and Socket Mode websockets."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/response/{name}", self._response_url)
+        app.router.add_get("/socket-mode/{n}", self._socket_mode)
+        app.on_shutdown.append(self._close_sockets)
         return app
 
     def _record(self, call: Call) -> None:
@@ -235,6 +261,9 @@ class FakeSlack(ThreadedAiohttpServer):
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
         if method == "oauth.v2.access":
             return self.oauth_response
+        if method == "apps.connections.open":
+            ws_base = self.base_url.replace("http://", "ws://", 1)
+            return {"ok": True, "url": f"{ws_base}/socket-mode/{next(self._socket_ids)}"}
         return {"ok": True}
 
     def _next_ts(self) -> str:
@@ -255,6 +284,40 @@ class FakeSlack(ThreadedAiohttpServer):
         method = f"response_url:{request.match_info['name']}"
         self._record(Call(method, await request.json(), CIMultiDict(request.headers), time.time()))
         return web.Response(text="ok")
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        headers = CIMultiDict(request.headers)
+        connection = {"connection": int(request.match_info["n"])}
+        self._sockets.append(ws)
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {"host": "fake-applink", "build_number": 1, "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": "A0001"},
+                }
+            )
+            self._record(Call("socket_connect", connection, headers, time.time()))
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._record(Call("socket_ack", json.loads(message.data), headers, time.time()))
+        finally:
+            self._sockets.remove(ws)
+            self._record(Call("socket_disconnect", connection, headers, time.time()))
+        return ws
+
+    async def _send_envelope(self, envelope: dict[str, Any]) -> None:
+        if not self._sockets:
+            raise AssertionError("no Socket Mode client is connected")
+        await self._sockets[-1].send_json(envelope)
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        # Without this, shutdown would wait for the open websocket handlers and then cancel them.
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def _json_param(value: Any) -> Any:

@@ -13,6 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.grammar import HELP, HELP_POINTER
+from bot.slack.listeners import labels, models
+from bot.slack.listeners import digest
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ async def _help(request: FrugalRequest) -> None:
 # The first word after /frugal picks the handler; each handler acks for itself.
 SUBCOMMANDS: dict[str, Subcommand] = {
     "help": _help,
+    "labels": labels.labels_subcommand,
+    "models": models.models_subcommand,
+    "digest": digest.digest,
 }
 
 

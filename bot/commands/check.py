@@ -1,0 +1,247 @@
+"""`frugal check`: the configuration and every outside dependency, with the fix for each problem."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import TextIO
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.catalog import Catalog, CatalogError, UnknownModelError, format_usd
+from bot.config import ConfigError, Settings
+from bot.ports.chat import RemoteModel
+from bot.ports.model_status import UnavailableModel
+from bot.services.lifecycle import (
+    SHUTDOWN_WARNING_DAYS,
+    ModelLifecycle,
+    ModelLister,
+    identify,
+    list_remote_models,
+    model_lifecycle,
+    resolve_baseline,
+)
+
+OK, WARN, FAIL = "ok", "WARN", "FAIL"
+CHECK_TIMEOUT_S = 15.0
+
+_SLACK_TOKEN_FIX = (
+    "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page; "
+    "reinstall the app if the token was revoked"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report: what was checked, how it went, and the fix when it did not."""
+
+    subject: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register `frugal check`."""
+    parser = commands.add_parser(
+        "check", help="check the configuration, database, Slack token and each model; exit 0 when all is well"
+    )
+    parser.add_argument("--strict", action="store_true", help="treat warnings as problems too")
+    parser.set_defaults(handler=check)
+
+
+def check(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the report; exit 0 when nothing failed (and, with --strict, nothing warned)."""
+    return asyncio.run(run_check(settings, sys.stdout, strict=args.strict))
+
+
+async def run_check(settings: Settings, out: TextIO, *, strict: bool = False, lister: ModelLister | None = None) -> int:
+    """Check everything, print the table and the fixes, and return the exit code."""
+    findings = await gather_findings(settings, lister=lister)
+    out.write(render(findings))
+    bad = {FAIL, WARN} if strict else {FAIL}
+    return 1 if any(f.status in bad for f in findings) else 0
+
+
+async def gather_findings(settings: Settings, *, lister: ModelLister | None = None) -> list[Finding]:
+    """Every finding, in the order the report shows them."""
+    findings = [_configuration(settings)]
+    database, marks = await _database(settings)
+    findings.append(database)
+    findings.append(await _slack(settings))
+    try:
+        catalog = Catalog.load(settings.catalog_file)
+    except CatalogError as err:
+        findings.append(Finding("model catalog", FAIL, str(err), "fix the FRUGAL_MODEL_CATALOG file"))
+        return findings
+    from bot.infra.openai_chat import OpenAIChatModel
+
+    timeout = min(settings.model_timeout, CHECK_TIMEOUT_S)
+    own = OpenAIChatModel(api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=timeout) if lister is None else None
+    try:
+        findings += await _models(settings, catalog, lister or own, marks)
+    finally:
+        if own is not None:
+            await own.close()
+    findings.append(_baseline(settings, catalog))
+    return findings
+
+
+def render(findings: list[Finding]) -> str:
+    """The findings as a table, then the fixes, then a one-line verdict."""
+    width = max(len(f.subject) for f in findings)
+    lines = [f"{'CHECK':<{width}}  STATUS  DETAIL"]
+    lines += [f"{f.subject:<{width}}  {f.status:<6}  {f.detail}" for f in findings]
+    fixes = [f for f in findings if f.fix]
+    if fixes:
+        lines += ["", "How to fix:"]
+        lines += [f"  {f.subject}: {f.fix}" for f in fixes]
+    failed = sum(f.status == FAIL for f in findings)
+    warned = sum(f.status == WARN for f in findings)
+    lines.append("")
+    if failed or warned:
+        lines.append(f"{failed} problem(s), {warned} warning(s).")
+    else:
+        lines.append("All is well.")
+    return "\n".join(lines) + "\n"
+
+
+def _configuration(settings: Settings) -> Finding:
+    socket_mode = bool(settings.slack_app_token)
+    try:
+        settings.require_serving(socket_mode=socket_mode)
+    except ConfigError as err:
+        variable, _, problem = str(err).partition(": ")
+        return Finding("configuration", FAIL, str(err), f"set {variable} ({problem})")
+    mode = "Socket Mode" if socket_mode else "HTTP"
+    workspaces = "multi-workspace OAuth" if settings.oauth_enabled else "single workspace"
+    return Finding("configuration", OK, f"{mode}, {workspaces}")
+
+
+async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel] | None]:
+    from bot.infra.db.engine import make_engine, make_sessionmaker, ping
+    from bot.infra.db.migrate import pending_revisions
+    from bot.infra.db.model_status import SqlModelStatusStore
+
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    engine = make_engine(settings.database_url)
+    try:
+        await asyncio.wait_for(ping(engine), CHECK_TIMEOUT_S)
+        pending = await pending_revisions(settings.database_url)
+        if pending:
+            finding = Finding(
+                "database", WARN, f"{where}: {len(pending)} migration(s) pending", "run `frugal migrate` (`frugal run` also applies them)"
+            )
+            return finding, None
+        marks = await SqlModelStatusStore(make_sessionmaker(engine)).unavailable()
+        return Finding("database", OK, f"{where}: reachable, migrations applied"), marks
+    except (SQLAlchemyError, OSError, asyncio.TimeoutError) as err:
+        return Finding("database", FAIL, f"{where}: cannot connect ({type(err).__name__})", "check DATABASE_URL and that the database server is up"), None
+    finally:
+        await engine.dispose()
+
+
+async def _slack(settings: Settings) -> Finding:
+    if settings.slack_bot_token is None:
+        if settings.oauth_enabled:
+            return Finding("slack", OK, "OAuth mode: each workspace's token comes from its installation")
+        return Finding("slack", FAIL, "SLACK_BOT_TOKEN is not set", _SLACK_TOKEN_FIX)
+    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(CHECK_TIMEOUT_S))
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as err:
+        error = err.response.get("error") or f"HTTP {err.response.status_code}"
+        return Finding("slack", FAIL, f"auth.test: {error}", _SLACK_TOKEN_FIX)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+        return Finding("slack", FAIL, f"cannot reach {settings.slack_api_url} ({type(err).__name__})", "check SLACK_API_URL and the network")
+    return Finding("slack", OK, f"auth.test: workspace {auth.get('team')} ({auth.get('team_id')}) as @{auth.get('user')}")
+
+
+async def _models(
+    settings: Settings, catalog: Catalog, lister: ModelLister, marks: list[UnavailableModel] | None
+) -> list[Finding]:
+    endpoint = settings.openai_base_url or "OpenAI"
+    remote, problem, refused = await list_remote_models(lister)
+    if refused is not None and refused.status == 401:
+        findings = [Finding("openai", FAIL, f"{endpoint} refused OPENAI_API_KEY (HTTP 401)", "set a valid OPENAI_API_KEY")]
+    elif problem is not None:
+        findings = [Finding("openai", WARN, f"{endpoint}: {problem}; models are not checked against it, shutdown dates unknown")]
+    else:
+        findings = [Finding("openai", OK, f"{endpoint} lists {len(remote)} models")]
+    by_id = {m.id: m for m in remote} if remote is not None else None
+    unavailable = {mark.model: mark for mark in marks or ()}
+    today = datetime.now(timezone.utc).date()
+    for position, name in enumerate(settings.models):
+        role = "primary" if position == 0 else f"fallback {position}"
+        findings.append(_model(f"model {name} ({role})", name, settings, catalog, by_id, unavailable, today))
+    return findings
+
+
+def _model(
+    subject: str,
+    name: str,
+    settings: Settings,
+    catalog: Catalog,
+    remote: dict[str, RemoteModel] | None,
+    unavailable: dict[str, UnavailableModel],
+    today: date,
+) -> Finding:
+    try:
+        identify(name, catalog, list(remote) if remote is not None else None)
+    except UnknownModelError as err:
+        if err.suggestion:
+            fixed = ",".join(err.suggestion if m == name else m for m in settings.models)
+            return Finding(subject, FAIL, str(err), f"set FRUGAL_MODELS={fixed}")
+        return Finding(subject, FAIL, f"{err}: not in the catalog and not offered by the endpoint", "replace it in FRUGAL_MODELS")
+    model = model_lifecycle(name, catalog, remote)
+    detail = _detail(model, today)
+    days = model.days_left(today)
+    mark = unavailable.get(model.model)
+    if model.listed is False:
+        return Finding(subject, FAIL, f"not offered by the endpoint (retired, or no access) · {detail}", "replace it in FRUGAL_MODELS")
+    if days is not None and days < 0:
+        return Finding(subject, FAIL, detail, "it is retired: replace it in FRUGAL_MODELS")
+    if mark is not None:
+        return Finding(
+            subject,
+            WARN,
+            f"marked unavailable ({mark.reason}) until {mark.retry_at:%Y-%m-%d %H:%M} UTC · {detail}",
+            "replace it in FRUGAL_MODELS, or wait: Frugal tries it again then",
+        )
+    if days is not None and days <= SHUTDOWN_WARNING_DAYS:
+        return Finding(subject, WARN, detail, f"replace it in FRUGAL_MODELS before {model.shutdown_date:%Y-%m-%d}")
+    if model.price is None:
+        return Finding(subject, WARN, detail, "add its price to the FRUGAL_MODEL_CATALOG file, or costs show as \"price unknown\"")
+    return Finding(subject, OK, detail)
+
+
+def _detail(model: ModelLifecycle, today: date) -> str:
+    listed = {True: "listed", False: "not listed", None: "listing unknown"}[model.listed]
+    days = model.days_left(today)
+    if model.shutdown_date is None:
+        shutdown = "no shutdown date announced"
+    elif days is not None and days < 0:
+        shutdown = f"shut down on {model.shutdown_date:%Y-%m-%d}"
+    else:
+        shutdown = f"shuts down {model.shutdown_date:%Y-%m-%d} (in {days} days)"
+    alias = f"'{model.configured_as}' is {model.model} · " if model.configured_as != model.model else ""
+    if model.price is None:
+        price = "price unknown"
+    else:
+        price = f"{format_usd(model.price.input)} in / {format_usd(model.price.output)} out per 1M tokens"
+    return f"{alias}{listed} · {shutdown} · {price}"
+
+
+def _baseline(settings: Settings, catalog: Catalog) -> Finding:
+    try:
+        baseline = resolve_baseline(catalog, settings.baseline_model)
+    except ConfigError as err:
+        return Finding("baseline model", FAIL, str(err), "set FRUGAL_BASELINE_MODEL to a catalog model, e.g. gpt-4o")
+    return Finding("baseline model", OK, f"{baseline}: savings are measured against it")

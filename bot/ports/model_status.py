@@ -1,0 +1,51 @@
+"""Model health: models known to be unavailable (shared by replicas) and the live health view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class UnavailableModel:
+    """A model the endpoint said does not exist; skipped until retry_at, then probed once."""
+
+    model: str
+    reason: str
+    marked_at: datetime
+    retry_at: datetime
+
+
+class ModelStatusStore(Protocol):
+    """Persistent model unavailability, so every replica and a restart know it."""
+
+    async def mark_unavailable(self, mark: UnavailableModel) -> None:
+        """Record (or renew) that a model is unavailable."""
+        ...
+
+    async def clear(self, model: str) -> None:
+        """Forget that a model was unavailable."""
+        ...
+
+    async def unavailable(self) -> list[UnavailableModel]:
+        """Every model currently marked unavailable."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    """How one model of the chain is doing right now."""
+
+    model: str
+    state: str  # "healthy", "cooling down" or "unavailable"
+    reason: str | None = None  # why it is not healthy, in plain words
+    until: datetime | None = None  # when it will be tried again
+
+
+class ModelHealthReader(Protocol):
+    """Reads the router's view of each model's health."""
+
+    async def model_health(self) -> list[ModelHealth]:
+        """The health of every model in the chain, in chain order."""
+        ...

@@ -1,0 +1,283 @@
+"""Model lifecycle: is each configured model offered by the endpoint, and when does it shut down?"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Protocol
+
+from bot.catalog import Catalog, Price, UnknownModelError
+from bot.config import ConfigError
+from bot.ports.chat import ModelCallError, ModelListUnavailable, RemoteModel
+from bot.ports.model_status import ModelHealth, ModelHealthReader
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_WARNING_DAYS = 30
+REFRESH_EVERY = timedelta(days=1)
+
+
+class ModelLister(Protocol):
+    """The part of the ChatModel port the lifecycle needs."""
+
+    async def list_models(self) -> list[RemoteModel]:
+        """GET /v1/models; raise ModelListUnavailable when the endpoint cannot list."""
+        ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ModelLifecycle:
+    """What is known of one configured model."""
+
+    model: str  # the canonical id the router uses
+    configured_as: str  # as written in FRUGAL_MODELS
+    in_catalog: bool
+    listed: bool | None  # None: the endpoint could not say
+    shutdown_date: date | None
+    price: Price | None
+
+    def days_left(self, today: date) -> int | None:
+        """Days until the shutdown date (negative once past), or None when none is announced."""
+        return (self.shutdown_date - today).days if self.shutdown_date else None
+
+    def warnings(self, today: date) -> list[str]:
+        """Plain-text problems an admin should act on."""
+        found = []
+        days = self.days_left(today)
+        if days is not None and days < 0:
+            found.append(
+                f"{self.model} was shut down on {self.shutdown_date:%Y-%m-%d}; replace it in FRUGAL_MODELS."
+            )
+        elif days is not None and days <= SHUTDOWN_WARNING_DAYS:
+            found.append(
+                f"{self.model} shuts down on {self.shutdown_date:%Y-%m-%d} ({_in_days(days)}); "
+                "replace it in FRUGAL_MODELS before then."
+            )
+        if self.listed is False:
+            found.append(f"{self.model} is not offered by the endpoint (retired, or this API key has no access).")
+        if self.price is None:
+            found.append(
+                f"{self.model} has no known price, so its cost shows as \"price unknown\"; "
+                "add it to the FRUGAL_MODEL_CATALOG file."
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class LifecycleReport:
+    """One check of the configured models against the endpoint's model list."""
+
+    checked_at: datetime
+    models: tuple[ModelLifecycle, ...]
+    listing_problem: str | None  # why the endpoint's list could not be read, or None
+    endpoint_ids: tuple[str, ...] = ()
+
+    def warnings(self) -> list[str]:
+        """Every model's warnings, in chain order."""
+        today = self.checked_at.date()
+        return [warning for model in self.models for warning in model.warnings(today)]
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One row of `/frugal models`: a model of the chain, its health and its lifecycle."""
+
+    position: int
+    lifecycle: ModelLifecycle
+    health: ModelHealth
+
+
+@dataclass(frozen=True)
+class ModelsOverview:
+    """The chain as `/frugal models` shows it."""
+
+    rows: tuple[ModelView, ...]
+    report: LifecycleReport
+    warnings: tuple[str, ...]
+
+
+def identify(name: str, catalog: Catalog, listed: Iterable[str] | None) -> str:
+    """The canonical id for a configured name; raises UnknownModelError (with did-you-mean) otherwise.
+
+    Catalog ids and aliases are accepted, and so is any id the endpoint lists. A name close to a
+    known one is a typo; a name neither known nor listed is refused when the endpoint could list.
+    """
+    info = catalog.get(name)
+    if info is not None:
+        return info.id
+    live = tuple(listed) if listed is not None else None
+    if live is not None and name in live:
+        return name
+    suggestion = catalog.suggest(name, live or ())
+    if suggestion is not None or live is not None:
+        raise UnknownModelError(name, suggestion)
+    return name
+
+
+def check_model_ids(configured: Iterable[str], catalog: Catalog, listed: Iterable[str] | None) -> tuple[str, ...]:
+    """Canonical ids for FRUGAL_MODELS; raises ConfigError naming the variable and the fix."""
+    live = tuple(listed) if listed is not None else None
+    chain = []
+    for name in configured:
+        try:
+            chain.append(identify(name, catalog, live))
+        except UnknownModelError as err:
+            raise ConfigError(f"FRUGAL_MODELS: {err}") from None
+    return tuple(chain)
+
+
+def resolve_baseline(catalog: Catalog, name: str | None) -> str:
+    """The baseline model's canonical id; raises ConfigError for an unknown FRUGAL_BASELINE_MODEL."""
+    if name is None:
+        return catalog.baseline_model
+    try:
+        resolved = catalog.resolve(name)
+    except UnknownModelError as err:
+        raise ConfigError(f"FRUGAL_BASELINE_MODEL: {err}") from None
+    if catalog.get(resolved).price is None:
+        raise ConfigError(f"FRUGAL_BASELINE_MODEL: {resolved!r} has no known price to compare with")
+    return resolved
+
+
+class LifecycleService:
+    """Checks the configured models against GET /v1/models at start and daily."""
+
+    def __init__(
+        self,
+        lister: ModelLister,
+        catalog: Catalog,
+        configured: tuple[str, ...],
+        *,
+        health: ModelHealthReader | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._lister = lister
+        self._catalog = catalog
+        self._configured = configured
+        self._health = health
+        self._clock = clock
+        self._last: LifecycleReport | None = None
+
+    async def startup(self) -> LifecycleReport:
+        """Check at start: an unknown model ID or a refused API key stops the start (ConfigError)."""
+        remote, problem, refused = await list_remote_models(self._lister)
+        if refused is not None and refused.status == 401:
+            raise ConfigError(f"OPENAI_API_KEY: the endpoint refused the key (HTTP {refused.status})")
+        check_model_ids(self._configured, self._catalog, [m.id for m in remote] if remote is not None else None)
+        return self._record(remote, problem)
+
+    async def refresh(self) -> LifecycleReport:
+        """Re-read GET /v1/models and log what needs the admins; never stops anything."""
+        remote, problem, _ = await list_remote_models(self._lister)
+        return self._record(remote, problem)
+
+    async def report(self) -> LifecycleReport:
+        """The latest report, refreshed when there is none yet or it is a day old."""
+        if self._last is None or self._clock() - self._last.checked_at >= REFRESH_EVERY:
+            return await self.refresh()
+        return self._last
+
+    async def lifecycle_warnings(self) -> list[str]:
+        """Plain-text warnings for admins: shutdowns within 30 days, retired or unavailable models."""
+        warnings = (await self.report()).warnings()
+        if self._health is not None:
+            warnings += [_health_warning(h) for h in await self._health.model_health() if h.state == "unavailable"]
+        return warnings
+
+    async def overview(self) -> ModelsOverview:
+        """The chain with each model's health, listing, shutdown date and price."""
+        report = await self.report()
+        health = {h.model: h for h in await self._health.model_health()} if self._health else {}
+        rows = tuple(
+            ModelView(position=i, lifecycle=model, health=health.get(model.model, ModelHealth(model.model, "healthy")))
+            for i, model in enumerate(report.models)
+        )
+        return ModelsOverview(rows=rows, report=report, warnings=tuple(await self.lifecycle_warnings()))
+
+    async def run_daily(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        """Refresh once a day, forever (cancel the task to stop)."""
+        while True:
+            await sleep(REFRESH_EVERY.total_seconds())
+            await self.refresh()
+
+    def _record(self, remote: list[RemoteModel] | None, problem: str | None) -> LifecycleReport:
+        report = build_report(self._configured, self._catalog, remote, problem, self._clock())
+        self._last = report
+        if problem:
+            log.info("model lifecycle: %s; shutdown dates come from the catalog only", problem)
+        for warning in report.warnings():
+            log.warning("model lifecycle: %s", warning)
+        return report
+
+
+async def list_remote_models(
+    lister: ModelLister,
+) -> tuple[list[RemoteModel] | None, str | None, ModelCallError | None]:
+    """The endpoint's models, or None with the reason (and the refusal, when the key was refused)."""
+    try:
+        return await lister.list_models(), None, None
+    except ModelListUnavailable as err:
+        return None, str(err), None
+    except ModelCallError as err:
+        return None, f"the endpoint refused to list its models (HTTP {err.status})", err
+
+
+def build_report(
+    configured: Iterable[str],
+    catalog: Catalog,
+    remote: list[RemoteModel] | None,
+    problem: str | None,
+    checked_at: datetime,
+) -> LifecycleReport:
+    """What the endpoint's model list (None: unavailable, for `problem`) says of each configured model."""
+    by_id = {m.id: m for m in remote} if remote is not None else None
+    return LifecycleReport(
+        checked_at=checked_at,
+        models=tuple(model_lifecycle(name, catalog, by_id) for name in configured),
+        listing_problem=problem,
+        endpoint_ids=tuple(sorted(by_id)) if by_id is not None else (),
+    )
+
+
+def model_lifecycle(name: str, catalog: Catalog, remote: dict[str, RemoteModel] | None) -> ModelLifecycle:
+    """One configured model: in the catalog? listed? shutdown date? price?"""
+    info = catalog.get(name)
+    model = info.id if info else name
+    listed_as = _listed_as(model, info.aliases if info else (), remote)
+    shutdown = listed_as.shutdown_date if listed_as else None
+    return ModelLifecycle(
+        model=model,
+        configured_as=name,
+        in_catalog=info is not None,
+        listed=None if remote is None else listed_as is not None,
+        # The endpoint's field is the source of truth; the catalog (an operator's override) is the fallback.
+        shutdown_date=shutdown or (info.shutdown_date if info else None),
+        price=info.price if info else None,
+    )
+
+
+def _listed_as(model: str, aliases: tuple[str, ...], remote: dict[str, RemoteModel] | None) -> RemoteModel | None:
+    if remote is None:
+        return None
+    for name in (model, *aliases):
+        if name in remote:
+            return remote[name]
+    return None
+
+
+def _health_warning(health: ModelHealth) -> str:
+    until = f" until {health.until:%Y-%m-%d %H:%M} UTC" if health.until else ""
+    return f"{health.model} {health.reason or 'is unavailable'}; Frugal skips it{until}, then tries it again."
+
+
+def _in_days(days: int) -> str:
+    if days == 0:
+        return "today"
+    return "tomorrow" if days == 1 else f"in {days} days"

@@ -1,0 +1,130 @@
+"""Block Kit for the App Home tab."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.catalog import format_usd
+from bot.ports.model_status import ModelHealth
+from bot.ports.quota import Metric, QuotaUse
+from bot.services.digest import Subscription
+from bot.services.home import ChannelSetup, ChannelUsage, HomeView
+
+# One section holds 3,000 characters: about this many channel lines.
+CHANNELS_SHOWN = 25
+_SCOPES = {"channel": "this channel", "default": "workspace default", "user": "per person"}
+
+
+def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None) -> dict[str, Any]:
+    """The Home tab: the user's channels, the models' health and, for admins, every channel's setup."""
+    month = view.period_start.astimezone(tz).strftime("%B %Y")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Frugal · {month}"}},
+        _context(f"Usage since {_day(view.period_start, tz)} ({tz.key}). Type `/frugal help` for every command."),
+        _section("*Your channels this month*\n" + _channel_lines(view.channels)),
+    ]
+    if channels_note:
+        blocks.append(_context(channels_note))
+    blocks += [{"type": "divider"}, _section("*Models*\n" + _model_lines(view.models, tz))]
+    if view.admin is not None:
+        blocks += [{"type": "divider"}, _section("*Every channel* (admins only)")]
+        if not view.admin:
+            blocks.append(_section("No channel has used Frugal or subscribed to a digest this month."))
+        blocks += [_section(_setup_text(setup, tz, view.digests_known)) for setup in view.admin]
+        if view.admin_hidden:
+            blocks.append(_context(f"…and {view.admin_hidden} more channels; `/frugal quota show #channel` for one."))
+    return {"type": "home", "blocks": blocks}
+
+
+def _channel_lines(channels: tuple[ChannelUsage, ...]) -> str:
+    if not channels:
+        return "No Frugal use in your channels this month yet."
+    lines = [f"• <#{u.channel_id}> — {usage_text(u)}" for u in channels[:CHANNELS_SHOWN]]
+    if len(channels) > CHANNELS_SHOWN:
+        lines.append(f"…and {len(channels) - CHANNELS_SHOWN} more")
+    return "\n".join(lines)
+
+
+def usage_text(usage: ChannelUsage) -> str:
+    """'3 requests · 1,200 tokens · $0.0012' (and how many had no known price)."""
+    text = f"{_count(usage.requests, 'request')} · {usage.tokens:,} tokens · {format_usd(usage.cost_usd)}"
+    if usage.unpriced:
+        text += f" (+{usage.unpriced} at unknown prices)"
+    return text
+
+
+def _model_lines(models: tuple[ModelHealth, ...] | None, tz: ZoneInfo) -> str:
+    if models is None:
+        return "Model health is not available."
+    lines = []
+    for position, health in enumerate(models):
+        role = "primary" if position == 0 else "fallback"
+        line = f"{_state_icon(health.state)} `{health.model}` ({role}) — {health.state}"
+        if health.reason:
+            line += f": {health.reason}"
+        if health.until:
+            line += f" (until {_when(health.until, tz)})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _setup_text(setup: ChannelSetup, tz: ZoneInfo, digests_known: bool) -> str:
+    usage = usage_text(setup.usage) if setup.usage else "no use this month"
+    lines = [f"*<#{setup.channel_id}>* — {usage}"]
+    if setup.quotas is not None:
+        lines += [f"Quota: {quota_text(q, tz)}" for q in setup.quotas] or ["Quota: none"]
+    if digests_known:
+        lines.append(f"Digest: {digest_text(setup.digest, tz)}")
+    return "\n".join(lines)
+
+
+def quota_text(quota: QuotaUse, tz: ZoneInfo) -> str:
+    """'$0.40 of $5.00 per month used ($4.60 left, this channel) · resets …'."""
+    per = f"per {quota.period.value}"
+    used, limit, left = (_amount(quota.metric, v) for v in (quota.used, quota.limit, quota.remaining))
+    scope = _SCOPES.get(quota.scope, quota.scope)
+    return f"{used} of {limit} {per} used ({left} left, {scope}) · resets {_when(quota.resets_at, tz)}"
+
+
+def digest_text(subscription: Subscription | None, tz: ZoneInfo) -> str:
+    """'daily at 09:00 (Europe/Paris)', or 'off'."""
+    if subscription is None:
+        return "off"
+    return f"{subscription.frequency.value} at {subscription.send_time:%H:%M} ({tz.key})"
+
+
+def _amount(metric: Metric, value: Decimal) -> str:
+    if metric is Metric.USD:
+        return format_usd(value)
+    return f"{int(value):,} {metric.value}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _state_icon(state: str) -> str:
+    return ":large_green_circle:" if state == "healthy" else ":large_orange_circle:"
+
+
+def _when(instant: datetime, tz: ZoneInfo) -> str:
+    # Slack shows the date in each reader's own zone; the fallback text uses FRUGAL_TIMEZONE.
+    fallback = instant.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return f"<!date^{int(instant.timestamp())}^{{date_short}} {{time}}|{fallback}>"
+
+
+def _day(instant: datetime, tz: ZoneInfo) -> str:
+    # Plain text on purpose: the month is counted in FRUGAL_TIMEZONE, not in each reader's zone.
+    local = instant.astimezone(tz)
+    return f"{local.day} {local:%B %Y}"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

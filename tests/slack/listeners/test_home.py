@@ -1,0 +1,114 @@
+"""The App Home end to end: app_home_opened in, views.publish out, built from the real ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.fakes.slack_signing import event_callback
+
+
+async def _use(frugal, fake_slack, channel_id: str, user_id: str, team_id: str = "T0001") -> None:
+    _, name = await frugal.command("/rewrite", "hello there", channel_id=channel_id, user_id=user_id, team_id=team_id)
+    await fake_slack.await_calls(f"response_url:{name}")
+
+
+async def _open_home(frugal, fake_slack, user_id: str, *, team_id: str = "T0001", tab: str = "home") -> dict | None:
+    before = len(fake_slack.calls_to("views.publish"))
+    event = {"type": "app_home_opened", "user": user_id, "channel": "D0001", "tab": tab, "event_ts": "1700000000.1"}
+    body, content_type = event_callback(event, team_id=team_id)
+    response = await frugal.post(body, content_type)
+    assert response.status == 200
+    if tab != "home":
+        return None
+    calls = await fake_slack.await_calls("views.publish", count=before + 1)
+    publish = calls[-1]
+    assert publish.params["user_id"] == user_id
+    view = publish.params["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def _text(view: dict | None) -> str:
+    return json.dumps(view, ensure_ascii=False)
+
+
+def _member_of(fake_slack, *channels: str) -> None:
+    fake_slack.responses["users.conversations"] = {
+        "ok": True,
+        "channels": [{"id": c} for c in channels],
+        "response_metadata": {"next_cursor": ""},
+    }
+
+
+async def test_home_shows_the_users_channels_and_nothing_else(frugal, fake_slack):
+    await _use(frugal, fake_slack, "C1", "U1")
+    await _use(frugal, fake_slack, "C2", "U2")
+    await _use(frugal, fake_slack, "C2", "U2")
+    await _use(frugal, fake_slack, "C3", "U2")
+    _member_of(fake_slack, "C2", "C9")
+
+    view = await _open_home(frugal, fake_slack, "U1")
+
+    text = _text(view)
+    assert view["type"] == "home"
+    # C1: used it there; C2: a member; C3: neither. C9 had no use, so it is not listed.
+    assert "<#C1> — 1 request · " in text and "<#C2> — 2 requests · " in text
+    assert "<#C3>" not in text and "<#C9>" not in text
+    assert "admins only" not in text
+    [lookup] = fake_slack.calls_to("users.conversations")
+    assert lookup.params["user"] == "U1"
+
+
+async def test_home_shows_the_model_chain_and_its_health(frugal, fake_slack):
+    view = await _open_home(frugal, fake_slack, "U1")
+
+    text = _text(view)
+    assert "`gpt-4.1-nano` (primary) — healthy" in text
+    assert "`gpt-4o-mini` (fallback) — healthy" in text
+    assert "No Frugal use in your channels this month yet." in text
+
+
+async def test_admins_also_see_every_channel_with_quota_and_digest(start_frugal, migrated_url, fake_slack):
+    frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")
+    await _use(frugal, fake_slack, "C1", "U1")
+    await _use(frugal, fake_slack, "C2", "U2")
+    response, _ = await frugal.command("/frugal", "digest daily 09:30", channel_id="C5", user_id="UADMIN")
+    assert response.status == 200
+    _member_of(fake_slack)
+
+    admin_view = _text(await _open_home(frugal, fake_slack, "UADMIN"))
+    user_view = _text(await _open_home(frugal, fake_slack, "U1"))
+
+    assert "(admins only)" in admin_view and "(admins only)" not in user_view
+    for channel in ("C1", "C2", "C5"):
+        assert f"*<#{channel}>*" in admin_view
+    assert "Digest: daily at 09:30 (UTC)" in admin_view and "Digest: off" in admin_view
+    assert "<#C2>" not in user_view
+
+
+async def test_the_messages_tab_publishes_nothing(frugal, fake_slack):
+    await _open_home(frugal, fake_slack, "U1", tab="messages")
+
+    await asyncio.sleep(0.3)
+    assert fake_slack.calls_to("views.publish") == []
+
+
+async def test_without_channel_access_the_home_says_so_and_shows_the_users_own_channels(frugal, fake_slack):
+    await _use(frugal, fake_slack, "C1", "U1")
+    await _use(frugal, fake_slack, "C2", "U2")
+    fake_slack.responses["users.conversations"] = {"ok": False, "error": "missing_scope"}
+
+    text = _text(await _open_home(frugal, fake_slack, "U1"))
+
+    assert "Slack said `missing_scope`" in text
+    assert "<#C1>" in text and "<#C2>" not in text
+
+
+async def test_home_is_refreshed_each_time_it_is_opened(frugal, fake_slack):
+    _member_of(fake_slack, "C1")
+    first = _text(await _open_home(frugal, fake_slack, "U1"))
+    await _use(frugal, fake_slack, "C1", "U2")
+
+    second = _text(await _open_home(frugal, fake_slack, "U1"))
+
+    assert "<#C1>" not in first and "<#C1> — 1 request · " in second

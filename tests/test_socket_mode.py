@@ -1,0 +1,138 @@
+"""`frugal run --socket` as a user runs it: a real process speaking WebSocket to the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from aiohttp import WSCloseCode
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from tests.conftest import BOT_TOKEN
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_signing import slash_command
+from tests.test_cli import _env, _free_port, _frugal
+
+APP_TOKEN = "xapp-1-A0001-1-test"
+
+
+# --- the fake's Socket Mode endpoint, with slack_sdk's own client ------------------
+
+
+async def test_fake_socket_mode_round_trip_with_the_sdk_client(fake_slack):
+    client = SocketModeClient(app_token=APP_TOKEN, web_client=AsyncWebClient(base_url=fake_slack.api_url))
+    received = []
+
+    async def ack(client, request):
+        received.append(request)
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+
+    client.socket_mode_request_listeners.append(ack)
+    try:
+        await client.connect()
+        await fake_slack.await_calls("socket_connect")
+        envelope_id = fake_slack.socket_send("events_api", {"type": "event_callback"})
+        [acked] = await fake_slack.await_calls("socket_ack")
+    finally:
+        await client.close()
+    assert acked.params == {"envelope_id": envelope_id}
+    assert (received[0].type, received[0].payload) == ("events_api", {"type": "event_callback"})
+    [opened] = fake_slack.calls_to("apps.connections.open")
+    assert opened.token == APP_TOKEN
+    await fake_slack.await_calls("socket_disconnect")
+
+
+async def test_fake_stop_closes_a_connected_socket():
+    with FakeSlack() as fake:
+        web = AsyncWebClient(base_url=fake.api_url)
+        client = SocketModeClient(app_token=APP_TOKEN, web_client=web, auto_reconnect_enabled=False)
+        try:
+            await client.connect()
+            await fake.await_calls("socket_connect")
+            session = client.current_session
+            # stop() blocks until the server has closed; the client must keep running to answer the close.
+            await asyncio.to_thread(fake.stop)
+            assert session is not None and session.close_code == WSCloseCode.GOING_AWAY
+        finally:
+            await client.close()
+
+
+# --- the real `frugal run --socket` process -----------------------------------------
+
+
+def test_frugal_run_socket_serves_rewrite_end_to_end(tmp_path, fake_openai, fake_slack):
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    try:
+        fake_slack.wait_socket_connected(timeout=30)
+        payload = _slash_payload("/rewrite", "formal: hi there", response_url=fake_slack.response_url("sock"))
+        envelope_id = fake_slack.socket_send("slash_commands", payload)
+        fake_slack.wait_for("socket_ack", predicate=lambda c: c.params.get("envelope_id") == envelope_id)
+        [answer] = fake_slack.wait_for("response_url:sock", timeout=15)
+        assert answer.params["text"] == "[gpt-4.1-nano] hi there"
+        assert [r.json["model"] for r in fake_openai.requests] == ["gpt-4.1-nano"]
+        [opened] = fake_slack.calls_to("apps.connections.open")
+        assert opened.token == APP_TOKEN
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
+    # Stopping closes the websocket rather than leaving Slack to time it out.
+    fake_slack.wait_for("socket_disconnect")
+    assert "hi there" not in output
+
+
+def test_sigterm_stops_frugal_while_slack_refuses_the_socket(tmp_path, fake_openai, fake_slack):
+    # slack_sdk retries apps.connections.open forever; SIGTERM must still end the process.
+    fake_slack.fail("apps.connections.open", status=200, body={"ok": False, "error": "invalid_auth"}, times=100)
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    try:
+        fake_slack.wait_for("apps.connections.open", timeout=30)
+    finally:
+        output = _stop(process)
+    assert process.returncode == 0, output
+
+
+def test_frugal_run_socket_without_app_token_names_the_variable(tmp_path):
+    env = _env(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, OPENAI_API_KEY="sk-test")
+    result = _frugal("run", "--socket", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("frugal: SLACK_APP_TOKEN:")
+
+
+def _start_socket_mode(tmp_path: Path, fake_openai: FakeOpenAI, fake_slack: FakeSlack) -> subprocess.Popen[str]:
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.api_url,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--socket", "--port", str(_free_port())],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = process.communicate()[0]
+        raise AssertionError(f"frugal ignored SIGTERM:\n{output}") from None
+
+
+def _slash_payload(command: str, text: str, **fields: str) -> dict[str, str]:
+    # Socket Mode carries the fields Slack would form-post over HTTP as one JSON object.
+    body, _ = slash_command(command, text, **fields)
+    return dict(parse_qsl(body))
