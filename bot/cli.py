@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.catalog import CatalogError
-from bot.commands import check, digest, migrate, run
+from bot.commands import check, digest, migrate, run, usage
 from bot.config import ConfigError, load_settings
 
 # Each module adds its subcommand with add_parser(); its handler(settings, args) returns the exit code.
-COMMANDS = [run, migrate, check, digest]
+COMMANDS = [run, migrate, check, digest, usage]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

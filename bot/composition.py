@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from slack_bolt.async_app import AsyncApp
@@ -16,8 +17,11 @@ from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.labels import SqlChannelLabels
+from bot.infra.db.deliveries import SqlDeliveries
 from bot.infra.db.ledger import SqlLedger
+from bot.infra.db.usage_queries import SqlUsageQueries
 from bot.infra.db.model_status import SqlModelStatusStore
+from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.router.router import ModelRouter
 from bot.services.classify import ClassifyService
@@ -25,7 +29,9 @@ from bot.services.digest import DigestBuilder, DigestService
 from bot.services.digest_chart import daily_cost_chart
 from bot.services.home import HomeService
 from bot.services.lifecycle import LifecycleService, resolve_baseline
+from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService
+from bot.services.usage import UsageService
 from bot.slack.admins import AdminDirectory
 from bot.slack.alerts import SlackAdminAlerts
 from bot.slack.app import build_bolt_app
@@ -47,6 +53,10 @@ class Container:
     lifecycle: LifecycleService = field(kw_only=True)
     alerts: SlackAdminAlerts = field(kw_only=True)
     digests: DigestService = field(kw_only=True)
+    usage: UsageService = field(kw_only=True)
+    quota: QuotaService = field(kw_only=True)
+    # Run every minute by the scheduler of `frugal run` (bot.scheduler).
+    minute_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
     # Run once a day by the scheduler of `frugal run` (bot.scheduler).
     daily_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
 
@@ -82,30 +92,41 @@ def build_container(settings: Settings) -> Container:
         alerts=alerts,
     )
     lifecycle = LifecycleService(chat_model, catalog, settings.models, health=router)
+    quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone)
+    gated = quota.gate(router)  # every model call reserves its worst case first
+    usage = _usage_service(settings, sessions, quotas=quota)
     deps = SlackDeps(
-        rewrite=RewriteService(router, max_input_chars=settings.max_input_chars),
+        rewrite=RewriteService(gated, max_input_chars=settings.max_input_chars),
         admins=AdminDirectory(settings.admins),
-        classify=ClassifyService(router, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
+        classify=ClassifyService(gated, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
         models=lifecycle,
-        digests=(digests := _digest_service(settings, sessions, catalog, chain, installations, lifecycle)),
+        digests=(digests := _digest_service(settings, sessions, catalog, chain, installations, lifecycle, quota)),
         installations=installations,
         home=HomeService(
-            SqlHomeQueries(sessions), settings.timezone, health=router, digests=SqlDigestStore(sessions)
+            SqlHomeQueries(sessions), settings.timezone, health=router, digests=SqlDigestStore(sessions),
+            quotas=quota,
         ),
+        quota=quota,
+        usage=usage,
     )
     bolt_options = {}
     if installations is not None:
         states = slack_stores.state_store(engine, expiration_seconds=STATE_EXPIRATION_SECONDS)
         bolt_options["oauth_settings"] = build_oauth_settings(settings, installations, states)
         bolt_options["user_facing_authorize_error_message"] = NOT_INSTALLED
-    bolt = build_bolt_app(settings, deps, **bolt_options)
+    deliveries = SqlDeliveries(engine)
+    bolt = build_bolt_app(settings, deps, deliveries, **bolt_options)
     return Container(
         settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
         lifecycle=lifecycle, alerts=alerts, digests=digests,
+        daily_jobs=[deliveries.purge],
+        usage=usage,
+        quota=quota,
+        minute_jobs=[quota.expire],
     )
 
 
-def _digest_service(settings, sessions, catalog, chain, installations, lifecycle) -> DigestService:
+def _digest_service(settings, sessions, catalog, chain, installations, lifecycle, quota) -> DigestService:
     """Digests: ledger aggregations, subscriptions and claims in SQL, posted with each workspace's token."""
     builder = DigestBuilder(
         SqlDigestQueries(sessions),
@@ -114,7 +135,33 @@ def _digest_service(settings, sessions, catalog, chain, installations, lifecycle
         baseline_model=resolve_baseline(catalog, settings.baseline_model),
         tz=settings.timezone,
         lifecycle_warnings=lifecycle.lifecycle_warnings,
+        quotas=quota,
     )
     tokens = installation_tokens(installations) if installations is not None else static_token(settings.slack_bot_token)
     publisher = SlackDigestPublisher(settings.slack_api_url, tokens)
     return DigestService(SqlDigestStore(sessions), builder, publisher, daily_cost_chart, tz=settings.timezone)
+
+
+def _usage_service(settings: Settings, sessions, quotas) -> UsageService:
+    """Usage reports: the ledger aggregated in SQL, with the quotas that apply."""
+    return UsageService(SqlUsageQueries(sessions), quotas, settings.timezone)
+
+
+@asynccontextmanager
+async def usage_reports(settings: Settings) -> AsyncIterator[UsageService]:
+    """Usage reports alone, for `frugal usage`: a database engine, and no Slack or OpenAI client."""
+    engine = make_engine(settings.database_url)
+    try:
+        yield _usage_service(settings, make_sessionmaker(engine), quotas=None)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def digest_subscriptions(settings: Settings) -> AsyncIterator[SqlDigestStore]:
+    """Digest subscriptions alone, for `frugal digest` without --now: a database engine, no Slack or OpenAI client."""
+    engine = make_engine(settings.database_url)
+    try:
+        yield SqlDigestStore(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()

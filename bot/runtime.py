@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -35,9 +36,13 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     runner = web.AppRunner(build_web_app(container.bolt, container.engine))
     await runner.setup()
     lifecycle_checks = asyncio.create_task(container.lifecycle.run_daily(), name="model-lifecycle-daily")
-    scheduler = build_scheduler(settings, container.digests, container.daily_jobs)
+    scheduler = build_scheduler(settings, container.digests, container.daily_jobs, minute_jobs=container.minute_jobs)
     try:
         scheduler.start()
+        # Everything built so far lives as long as the process: frozen, the collector stops re-scanning
+        # it on every full collection, whose pauses showed in the ack latency under load (bench/load.py).
+        gc.collect()
+        gc.freeze()
         await web.TCPSite(runner, "0.0.0.0", port).start()
         log.info("Frugal listening on port %d (%s)", port, "Socket Mode" if socket_mode else "HTTP")
         if socket_mode:

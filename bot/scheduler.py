@@ -60,6 +60,7 @@ def build_scheduler(
     daily_jobs: Sequence[DailyJob] = (),
     *,
     tick_seconds: float = TICK_SECONDS,
+    minute_jobs: Sequence[DailyJob] = (),
 ) -> Scheduler:
     """The digest tick every `tick_seconds` (first run at start) and each daily job once a day after start."""
     scheduler = AsyncIOScheduler(timezone=settings.timezone)
@@ -84,7 +85,27 @@ def build_scheduler(
             coalesce=True,
             misfire_grace_time=None,
         )
+    for job in minute_jobs:
+        # E.g. expiring quota holds left by crashed processes; every replica may run it, the database decides.
+        scheduler.add_job(
+            _minute_job,
+            IntervalTrigger(seconds=tick_seconds, timezone=settings.timezone),
+            args=[job],
+            id=f"minute:{getattr(job, '__qualname__', repr(job))}",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     return Scheduler(scheduler, digest_runner)
+
+
+async def _minute_job(job: DailyJob) -> None:
+    try:
+        await job()
+    except (SQLAlchemyError, OSError) as err:
+        # The database is down or unreachable: nothing was changed; the next minute tries again.
+        log.warning("%s skipped: database unavailable (%s)", getattr(job, "__qualname__", "job"), type(err).__name__)
 
 
 async def _digest_tick(runner: DigestRunner) -> None:

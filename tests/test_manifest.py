@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 
 from bot.slack.listeners import LISTENERS
+from bot.slack.listeners.shortcuts import CLASSIFY_SHORTCUT, REWRITE_SHORTCUT
+from bot.slack.oauth import BOT_SCOPES, REDIRECT_PATH
 
 MANIFEST = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
 
@@ -46,18 +48,84 @@ def test_interactivity_is_on_when_there_are_actions():
     assert interactivity["request_url"].endswith("/slack/events")
 
 
-def test_scopes_cover_what_the_code_calls():
+# Every Slack Web API method the code calls, and the bot scopes it needs (Slack's method pages).
+METHOD_SCOPES: dict[str, set[str]] = {
+    "auth_test": set(),
+    "chat_postMessage": {"chat:write"},
+    "chat_postEphemeral": {"chat:write"},
+    "chat_update": {"chat:write"},
+    "users_info": {"users:read"},
+    # A thread's first message may be in a public or private channel, a DM or a group DM.
+    "conversations_replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
+    "users_conversations": {"channels:read", "groups:read"},
+    "files_upload_v2": {"files:write"},
+    "views_publish": set(),  # needs the Home tab instead (checked below)
+}
+EVENT_SCOPES: dict[str, set[str]] = {
+    "app_mention": {"app_mentions:read"},
+    "app_home_opened": set(),
+    "app_uninstalled": set(),
+    "tokens_revoked": set(),
+}
+_METHOD_CALL = re.compile(
+    r"\.((?:admin|apps|auth|bookmarks|bots|chat|conversations|dnd|emoji|files|pins|reactions|reminders|search"
+    r"|team|usergroups|users|views)_[A-Za-z0-9_]+)\("
+)
+SOURCE = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "bot").rglob("*.py"))
+
+
+def _called_methods() -> set[str]:
+    return set(_METHOD_CALL.findall(SOURCE))
+
+
+def _needed_scopes() -> set[str]:
+    needed = {"commands"} if _registered("command") | _registered("message_shortcut") | _registered("shortcut") else set()
+    for method in _called_methods():
+        needed |= METHOD_SCOPES[method]
+    for event in _registered("event"):
+        needed |= EVENT_SCOPES[event]
+    return needed
+
+
+def test_every_slack_method_the_code_calls_has_known_scopes():
+    assert _called_methods(), "the scan found no Slack calls at all"
+    unknown = _called_methods() - set(METHOD_SCOPES)
+    assert not unknown, f"add the scopes of {sorted(unknown)} to METHOD_SCOPES (and manifest.yml)"
+    assert set(_registered("event")) <= set(EVENT_SCOPES)
+
+
+def test_scopes_are_exactly_what_the_code_needs():
     scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
-    calls = {
-        "commands": True,
-        "chat:write": True,  # chat.postMessage, chat.postEphemeral
-        "users:read": True,  # users.info for the admin check
+    assert scopes == _needed_scopes()
+    assert "user" not in MANIFEST["oauth_config"]["scopes"], "Frugal acts only as its bot"
+
+
+def test_the_oauth_install_asks_for_the_manifests_scopes():
+    assert set(BOT_SCOPES) == set(MANIFEST["oauth_config"]["scopes"]["bot"])
+
+
+def test_the_redirect_url_is_the_one_frugal_serves():
+    assert MANIFEST["oauth_config"]["redirect_urls"] == [f"https://YOUR-HOST{REDIRECT_PATH}"]
+
+
+def test_the_home_tab_is_on_when_the_code_publishes_it():
+    assert "views_publish" in _called_methods() and "app_home_opened" in _registered("event")
+    app_home = MANIFEST["features"]["app_home"]
+    assert app_home["home_tab_enabled"] is True
+    # Frugal answers nothing in its Messages tab, so users are not invited to write there.
+    assert app_home["messages_tab_enabled"] is False
+
+
+def test_mentions_need_a_bot_user():
+    assert "app_mention" in _registered("event")
+    assert MANIFEST["features"]["bot_user"]["display_name"]
+
+
+def test_shortcuts_are_message_shortcuts_with_their_contract_names():
+    names = {s["callback_id"]: (s["type"], s["name"]) for s in MANIFEST["features"]["shortcuts"]}
+    assert names == {
+        REWRITE_SHORTCUT: ("message", "Rewrite with Frugal"),
+        CLASSIFY_SHORTCUT: ("message", "Classify with Frugal"),
     }
-    assert {scope for scope, needed in calls.items() if needed} <= scopes
-    source = "\n".join(p.read_text() for p in (Path(__file__).resolve().parents[1] / "bot").rglob("*.py"))
-    if re.search(r"files_upload_v2", source):
-        assert "files:write" in scopes
-    if re.search(r"conversations_replies", source):
-        assert {"channels:history", "groups:history"} <= scopes
-    if re.search(r"\"app_mention\"", source):
-        assert "app_mentions:read" in scopes
+    for shortcut in MANIFEST["features"]["shortcuts"]:
+        assert shortcut["description"]

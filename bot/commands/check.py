@@ -11,7 +11,6 @@ from typing import TextIO
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +18,7 @@ from bot.catalog import Catalog, CatalogError, UnknownModelError, format_usd
 from bot.config import ConfigError, Settings
 from bot.ports.chat import RemoteModel
 from bot.ports.model_status import UnavailableModel
+from bot.slack.clients import web_client
 from bot.services.lifecycle import (
     SHUTDOWN_WARNING_DAYS,
     ModelLifecycle,
@@ -29,7 +29,8 @@ from bot.services.lifecycle import (
     resolve_baseline,
 )
 
-OK, WARN, FAIL = "ok", "WARN", "FAIL"
+# NOTE is information with nothing to fix; WARN works for now but needs an operator; FAIL is broken.
+OK, NOTE, WARN, FAIL = "ok", "note", "WARN", "FAIL"
 CHECK_TIMEOUT_S = 15.0
 
 _SLACK_TOKEN_FIX = (
@@ -53,21 +54,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "check", help="check the configuration, database, Slack token and each model; exit 0 when all is well"
     )
-    parser.add_argument("--strict", action="store_true", help="treat warnings as problems too")
     parser.set_defaults(handler=check)
 
 
 def check(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the report; exit 0 when nothing failed (and, with --strict, nothing warned)."""
-    return asyncio.run(run_check(settings, sys.stdout, strict=args.strict))
+    """Print the report; exit 0 only when all is well (nothing failed, nothing to act on)."""
+    return asyncio.run(run_check(settings, sys.stdout))
 
 
-async def run_check(settings: Settings, out: TextIO, *, strict: bool = False, lister: ModelLister | None = None) -> int:
-    """Check everything, print the table and the fixes, and return the exit code."""
+async def run_check(settings: Settings, out: TextIO, *, lister: ModelLister | None = None) -> int:
+    """Check everything, print the table and the fixes, and return the exit code (0: all is well)."""
     findings = await gather_findings(settings, lister=lister)
     out.write(render(findings))
-    bad = {FAIL, WARN} if strict else {FAIL}
-    return 1 if any(f.status in bad for f in findings) else 0
+    return 1 if any(f.status in (FAIL, WARN) for f in findings) else 0
 
 
 async def gather_findings(settings: Settings, *, lister: ModelLister | None = None) -> list[Finding]:
@@ -153,7 +152,7 @@ async def _slack(settings: Settings) -> Finding:
         if settings.oauth_enabled:
             return Finding("slack", OK, "OAuth mode: each workspace's token comes from its installation")
         return Finding("slack", FAIL, "SLACK_BOT_TOKEN is not set", _SLACK_TOKEN_FIX)
-    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=int(CHECK_TIMEOUT_S))
+    client = web_client(settings.slack_bot_token, settings.slack_api_url, timeout=int(CHECK_TIMEOUT_S))
     try:
         auth = await client.auth_test()
     except SlackApiError as err:
@@ -168,11 +167,17 @@ async def _models(
     settings: Settings, catalog: Catalog, lister: ModelLister, marks: list[UnavailableModel] | None
 ) -> list[Finding]:
     endpoint = settings.openai_base_url or "OpenAI"
-    remote, problem, refused = await list_remote_models(lister)
+    listing = await list_remote_models(lister)
+    remote, problem, refused = listing.models, listing.problem, listing.refused
     if refused is not None and refused.status == 401:
         findings = [Finding("openai", FAIL, f"{endpoint} refused OPENAI_API_KEY (HTTP 401)", "set a valid OPENAI_API_KEY")]
+    elif listing.unreachable:
+        findings = [
+            Finding("openai", FAIL, f"{endpoint}: {problem}", "check OPENAI_BASE_URL and the network (`frugal run` still starts)")
+        ]
     elif problem is not None:
-        findings = [Finding("openai", WARN, f"{endpoint}: {problem}; models are not checked against it, shutdown dates unknown")]
+        # Some compatible servers have no /v1/models: nothing to fix, but nothing to check against either.
+        findings = [Finding("openai", NOTE, f"{endpoint}: {problem}; models are not checked against it, shutdown dates unknown")]
     else:
         findings = [Finding("openai", OK, f"{endpoint} lists {len(remote)} models")]
     by_id = {m.id: m for m in remote} if remote is not None else None

@@ -7,9 +7,10 @@ import asyncio
 import re
 import sys
 
+from bot.catalog import format_usd
 from bot.config import ConfigError, Settings
 
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -33,40 +34,55 @@ def digest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _digest(settings: Settings, now: bool, channel: str | None) -> int:
-    from bot.catalog import format_usd
+    if not now:
+        return await _list(settings, channel)
     from bot.composition import build_container
     from bot.services.digest import PublishFailed
-    from bot.slack.listeners.digest import schedule_text
 
     container = build_container(settings)
     try:
         service = container.digests
         subscriptions = await service.subscriptions(channel)
-        if channel and not subscriptions:
-            print(
-                f"frugal: channel {channel} has no digest subscription "
-                "(an admin subscribes it in Slack with `/frugal digest daily` or `/frugal digest weekly`)",
-                file=sys.stderr,
-            )
-            return 1
         if not subscriptions:
-            print("no channel is subscribed to cost digests")
-            return 0
+            return _none_subscribed(channel)
         failed = 0
         for sub in subscriptions:
-            if not now:
-                print(f"{sub.channel_id} (team {sub.team_id}): {schedule_text(sub, service.tz)}")
-                continue
             try:
                 posted = await service.post_now(sub.team_id, sub.channel_id, sub.frequency)
             except PublishFailed as err:
                 failed += 1
                 print(f"{sub.channel_id}: not posted: {err}", file=sys.stderr)
                 continue
-            print(f"{sub.channel_id}: posted ({format_usd(posted.cost_usd)} over {posted.requests:,} requests so far)")
+            requests = f"{posted.requests:,} request" + ("" if posted.requests == 1 else "s")
+            print(f"{sub.channel_id}: posted ({format_usd(posted.cost_usd)} over {requests} so far)")
         return 1 if failed else 0
     finally:
         await container.aclose()
+
+
+async def _list(settings: Settings, channel: str | None) -> int:
+    from bot.composition import digest_subscriptions
+    from bot.slack.listeners.digest import schedule_text
+
+    async with digest_subscriptions(settings) as store:
+        subscriptions = await store.subscriptions(channel)
+    if not subscriptions:
+        return _none_subscribed(channel)
+    for sub in subscriptions:
+        print(f"{sub.channel_id} (team {sub.team_id}): {schedule_text(sub, settings.timezone)}")
+    return 0
+
+
+def _none_subscribed(channel: str | None) -> int:
+    if channel is None:
+        print("no channel is subscribed to cost digests")
+        return 0
+    print(
+        f"frugal: channel {channel} has no digest subscription "
+        "(an admin subscribes it in Slack with `/frugal digest daily` or `/frugal digest weekly`)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _channel_id(value: str) -> str:

@@ -7,6 +7,7 @@ from datetime import date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import aiohttp
 import openai
 from openai import AsyncOpenAI
 
@@ -29,8 +30,11 @@ class OpenAIChatModel:
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
         # The router owns retries and fail-over; two retry layers would multiply.
+        # The aiohttp transport: httpx's pool probes every idle connection on each request and each
+        # response close, which took a quarter of the CPU at 200 concurrent calls (bench/load.py).
         self._client = AsyncOpenAI(
-            api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=0
+            api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
 
     async def complete(self, request: ChatRequest) -> ChatResult:
@@ -54,6 +58,9 @@ class OpenAIChatModel:
         except openai.APIError as exc:
             raise classify_error(exc, request.model, _ms_since(started)) from None
         latency_ms = _ms_since(started)
+        if not response.choices:
+            # Some compatible servers answer 200 with no choice when generation fails.
+            raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="empty_response", latency_ms=latency_ms)
         choice = response.choices[0]
         text = choice.message.content or ""
         return ChatResult(
@@ -73,7 +80,9 @@ class OpenAIChatModel:
         except openai.APIStatusError as exc:
             raise ModelListUnavailable(f"the endpoint has no usable /v1/models (HTTP {exc.status_code})") from None
         except openai.APIError as exc:
-            raise ModelListUnavailable(f"the endpoint could not be reached ({type(exc).__name__})") from None
+            raise ModelListUnavailable(
+                f"the endpoint could not be reached ({type(exc).__name__})", unreachable=True
+            ) from None
         return [RemoteModel(id=m.id, shutdown_date=_date(getattr(m, "shutdown_date", None))) async for m in page]
 
     async def close(self) -> None:
@@ -84,7 +93,7 @@ class OpenAIChatModel:
 def classify_error(exc: openai.APIError, model: str, latency_ms: float) -> ModelCallError:
     """Map an openai exception onto the error table of REFERENCE.md."""
     code = exc.code if isinstance(exc.code, str) else None
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _dropped_connection(exc):
         return ModelCallError(ErrorKind.TIMEOUT, model, latency_ms=latency_ms)
     if isinstance(exc, openai.APIConnectionError):
         return ModelCallError(ErrorKind.CONNECTION, model, latency_ms=latency_ms)
@@ -117,6 +126,16 @@ def classify_error(exc: openai.APIError, model: str, latency_ms: float) -> Model
     )
 
 
+def _dropped_connection(exc: BaseException) -> bool:
+    """True when the error comes from a lost connection, not a timer: the aiohttp transport reports both as timeouts."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(cause, TimeoutError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _retry_after(headers: Any) -> float | None:
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -143,11 +162,13 @@ def _usage(usage: Any, request: ChatRequest, text: str) -> TokenUsage:
         prompt_chars = sum(len(m.get("content", "")) for m in request.messages)
         return TokenUsage(prompt_tokens=max(1, prompt_chars // 4), completion_tokens=max(1, len(text) // 4))
     details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(details, "cached_tokens", None) or 0
+    prompt = max(usage.prompt_tokens or 0, 0)
+    # A cached count above the prompt (seen on some gateways) cannot be right; never price below the prompt.
+    cached = min(max(getattr(details, "cached_tokens", None) or 0, 0), prompt)
     return TokenUsage(
-        prompt_tokens=usage.prompt_tokens or 0,
+        prompt_tokens=prompt,
         cached_tokens=cached,
-        completion_tokens=usage.completion_tokens or 0,
+        completion_tokens=max(usage.completion_tokens or 0, 0),
     )
 
 

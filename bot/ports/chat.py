@@ -81,7 +81,11 @@ class RemoteModel:
 
 
 class ModelListUnavailable(Exception):
-    """The endpoint cannot list its models (no /v1/models, or unreachable)."""
+    """The endpoint cannot list its models: it has no /v1/models, or (unreachable=True) did not answer."""
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
 
 
 class ChatModel(Protocol):

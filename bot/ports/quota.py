@@ -37,6 +37,7 @@ class QuotaUse:
     used: Decimal
     period_start: datetime
     resets_at: datetime
+    reserved: Decimal = Decimal(0)  # held by requests in progress, not yet settled
 
     @property
     def remaining(self) -> Decimal:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +39,19 @@ class CounterState:
     period_start: datetime
     used: Decimal
     reserved: Decimal
+
+    def need(self, level: Level) -> Decimal | None:
+        """What holding `level` takes from this counter (None: an unknown price)."""
+        if self.limit.metric is Metric.REQUESTS:
+            return Decimal(1)
+        if self.limit.metric is Metric.TOKENS:
+            return Decimal(level.tokens)
+        return level.usd
+
+    def fits(self, level: Level) -> bool:
+        """Whether `level` can still be held under the limit."""
+        need = self.need(level)
+        return need is not None and self.used + self.reserved + need <= self.limit.amount
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,7 @@ class ReserveRequest:
 class Reservation:
     """The outcome of a reserve: which level is held (None: refused) and the limits as they stood."""
 
+    reservation_id: str
     level: int | None
     held: bool  # False when no limit applies (nothing to settle) or when refused
     counters: tuple[CounterState, ...]
@@ -89,6 +103,18 @@ class ExpiredHold:
     reservation_id: str
     request_key: str
     usage: Usage
+
+
+def best_level(counters: Sequence[CounterState], levels: Sequence[Level]) -> int | None:
+    """The index of the largest level that fits every counter, or None when not even the first does."""
+    for index in range(len(levels) - 1, -1, -1):
+        if all(counter.fits(levels[index]) for counter in counters):
+            return index
+    return None
+
+
+class DuplicateReservation(Exception):
+    """A reservation with this request key is already open."""
 
 
 class QuotaStore(Protocol):

@@ -93,12 +93,14 @@ class DigestPeriod:
         first = today if frequency is Frequency.DAILY else today - today.weekday() * DAY
         return cls(frequency, _at(first, time(0), tz), now, first, today, False)
 
+    @property
+    def days(self) -> int:
+        """Local days between the starts of this period and the one before."""
+        return (self.last_day - self.first_day).days + 1 if self.complete else self.frequency.days
+
     def previous(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
         """The period before, as long as this one (the same elapsed part of it for a period to date)."""
-        return (
-            _at(self.first_day - self.frequency.days * DAY, time(0), tz),
-            _shift_wall_clock(self.end, self.frequency.days, tz),
-        )
+        return _at(self.first_day - self.days * DAY, time(0), tz), _shift_wall_clock(self.end, self.days, tz)
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,7 @@ class DigestBuilder:
     async def build(self, team_id: str, channel_id: str, period: DigestPeriod, now: datetime) -> Digest:
         """The digest of one channel for one period; `now` is when quota use is read."""
         prev_start, prev_end = period.previous(self._tz)
-        chart_first = period.last_day - (CHART_DAYS - 1) * DAY
+        chart_first = min(period.first_day, period.last_day - (CHART_DAYS - 1) * DAY)
         bounds = self._bounds(period, min(prev_start, _at(chart_first, time(0), self._tz)), prev_end)
         groups = await self._queries.usage_groups(team_id, channel_id, bounds)
         top = await self._queries.top_users(team_id, channel_id, period.start, period.end, TOP_USERS)
@@ -421,12 +423,12 @@ class DigestStore(Protocol):
         """Every live schedule (of one channel ID when given)."""
         ...
 
-    async def claimed(self, subscription_ids: Sequence[int], since: datetime) -> set[tuple[int, datetime]]:
-        """(subscription, period start) pairs already claimed, for periods starting at or after `since`."""
+    async def claimed(self, channel_ids: Sequence[str], since: datetime) -> set[tuple[str, str, datetime, datetime]]:
+        """(team, channel, period start, period end) of the claims on these channels' periods starting at or after `since`."""
         ...
 
-    async def claim(self, subscription_id: int, due: DueDigest, owner: str, now: datetime) -> int | None:
-        """Insert the claim; its id when this caller won, None when the digest was already claimed."""
+    async def claim(self, subscription: Subscription, due: DueDigest, owner: str, now: datetime) -> int | None:
+        """Insert the claim; its id when this caller won, None when the channel's digest for the period was claimed."""
         ...
 
     async def failed_runs(self, max_attempts: int, tried_before: datetime) -> list[PendingRun]:
@@ -560,17 +562,17 @@ class DigestService:
         if not due:
             return 0
         taken = await self._store.claimed(
-            sorted({sub.id for sub, _ in due}), min(d.period.start for _, d in due)
+            sorted({sub.channel_id for sub, _ in due}), min(d.period.start for _, d in due)
         )
         posted = 0
         for sub, d in sorted(due, key=lambda item: item[1].due_at):
             if self._closing:
                 break
-            if (sub.id, d.period.start) in taken:
+            if (sub.team_id, sub.channel_id, d.period.start, d.period.end) in taken:
                 continue
             # Build before claiming: a claim is only ever taken by a replica ready to post.
             digest, png = await self._prepare(sub, d.period)
-            run_id = await self._store.claim(sub.id, d, self._owner, self._clock())
+            run_id = await self._store.claim(sub, d, self._owner, self._clock())
             if run_id is not None:
                 posted += await self._publish(run_id, digest, png, None, attempt=1)
         return posted

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_WARNING_DAYS = 30
 REFRESH_EVERY = timedelta(days=1)
+LIST_TIMEOUT_S = 10.0
 
 
 class ModelLister(Protocol):
@@ -167,16 +168,17 @@ class LifecycleService:
 
     async def startup(self) -> LifecycleReport:
         """Check at start: an unknown model ID or a refused API key stops the start (ConfigError)."""
-        remote, problem, refused = await list_remote_models(self._lister)
-        if refused is not None and refused.status == 401:
-            raise ConfigError(f"OPENAI_API_KEY: the endpoint refused the key (HTTP {refused.status})")
+        listing = await list_remote_models(self._lister)
+        if listing.refused is not None and listing.refused.status == 401:
+            raise ConfigError(f"OPENAI_API_KEY: the endpoint refused the key (HTTP {listing.refused.status})")
+        remote = listing.models
         check_model_ids(self._configured, self._catalog, [m.id for m in remote] if remote is not None else None)
-        return self._record(remote, problem)
+        return self._record(remote, listing.problem)
 
     async def refresh(self) -> LifecycleReport:
         """Re-read GET /v1/models and log what needs the admins; never stops anything."""
-        remote, problem, _ = await list_remote_models(self._lister)
-        return self._record(remote, problem)
+        listing = await list_remote_models(self._lister)
+        return self._record(listing.models, listing.problem)
 
     async def report(self) -> LifecycleReport:
         """The latest report, refreshed when there is none yet or it is a day old."""
@@ -217,16 +219,27 @@ class LifecycleService:
         return report
 
 
-async def list_remote_models(
-    lister: ModelLister,
-) -> tuple[list[RemoteModel] | None, str | None, ModelCallError | None]:
-    """The endpoint's models, or None with the reason (and the refusal, when the key was refused)."""
+@dataclass(frozen=True)
+class Listing:
+    """What GET /v1/models gave: the models, or None with the reason."""
+
+    models: list[RemoteModel] | None
+    problem: str | None = None
+    refused: ModelCallError | None = None  # the endpoint refused the key
+    unreachable: bool = False  # the endpoint did not answer at all
+
+
+async def list_remote_models(lister: ModelLister, timeout: float = LIST_TIMEOUT_S) -> Listing:
+    """The endpoint's models, or why they could not be listed; waits at most `timeout` seconds."""
     try:
-        return await lister.list_models(), None, None
+        return Listing(await asyncio.wait_for(lister.list_models(), timeout))
     except ModelListUnavailable as err:
-        return None, str(err), None
+        return Listing(None, str(err), unreachable=err.unreachable)
     except ModelCallError as err:
-        return None, f"the endpoint refused to list its models (HTTP {err.status})", err
+        return Listing(None, f"the endpoint refused to list its models (HTTP {err.status})", err)
+    except asyncio.TimeoutError:
+        # An outage at start must not hold the bot back from serving what it can.
+        return Listing(None, f"the endpoint did not list its models within {timeout:g} s", unreachable=True)
 
 
 def build_report(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-# Code blocks, inline code, <@U…>/<#C…>/<!here>/links, and :emoji: — longest first.
-_MARKUP = re.compile(r"```.*?```|`[^`\n]+`|<[^<>\n]+>|:[a-z0-9_+'\-]+:", re.DOTALL)
+# Code blocks, inline code, <@U…>/<#C…>/<!here>/links, and :emoji: — longest first. A placeholder the user
+# typed is masked too, or restore() would put a piece of markup in its place.
+_MARKUP = re.compile(r"```.*?```|`[^`\n]+`|<[^<>\n]+>|:[a-z0-9_+'\-]+:|⟦\d+⟧", re.DOTALL)
 _PLACEHOLDER = re.compile(r"⟦(\d+)⟧")
 
 

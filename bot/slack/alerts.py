@@ -10,7 +10,8 @@ from collections.abc import Callable
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
-from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.clients import web_client
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class SlackAdminAlerts:
         if token is None:
             log.warning("admin alert not sent to Slack: no bot token for workspace %s", team_id)
             return
-        client = AsyncWebClient(token=token, base_url=self._api_url)
+        client = web_client(token, self._api_url)
         for admin in self._admins:
             try:
                 await client.chat_postMessage(channel=admin, text=f":warning: *Frugal needs an admin:* {text}")

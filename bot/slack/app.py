@@ -8,20 +8,21 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.slack import listeners
+from bot.slack.clients import retrying_respond, web_client
 from bot.slack.deps import SlackDeps, attach
+from bot.slack.once import DeliveryClaims, install_once_only
 
 log = logging.getLogger(__name__)
 
 UNEXPECTED_ERROR = "Sorry, something went wrong on Frugal's side; nothing was charged. Please try again."
 
 
-def build_bolt_app(settings: Settings, deps: SlackDeps, **bolt_options: Any) -> AsyncApp:
-    """The AsyncApp with every listener registered and `deps` in each request's context."""
-    client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+def build_bolt_app(settings: Settings, deps: SlackDeps, deliveries: DeliveryClaims, **bolt_options: Any) -> AsyncApp:
+    """The AsyncApp with every listener registered, `deps` in each request's context, each delivery handled once."""
+    client = web_client(settings.slack_bot_token, settings.slack_api_url)
     app = AsyncApp(
         name="frugal",
         client=client,
@@ -35,6 +36,8 @@ def build_bolt_app(settings: Settings, deps: SlackDeps, **bolt_options: Any) -> 
         attach(context, deps)
         await next()
 
+    app.middleware(retrying_respond)
+
     @app.error
     async def on_error(error: Exception, respond: AsyncRespond | None = None) -> None:
         # The one place unexpected errors end: logged by type (never message text), told to the user.
@@ -42,5 +45,6 @@ def build_bolt_app(settings: Settings, deps: SlackDeps, **bolt_options: Any) -> 
         if respond is not None:
             await respond(text=UNEXPECTED_ERROR, response_type="ephemeral", replace_original=False)
 
+    install_once_only(app, deliveries)
     listeners.register(app)
     return app

@@ -12,6 +12,9 @@ from bot.services.rewrite import STYLES, Rewrite
 BUTTON_VALUE_LIMIT = 2000
 SECTION_TEXT_LIMIT = 3000
 
+# What chat.postMessage answers where Frugal is not a member (or cannot see the conversation).
+NOT_A_MEMBER_ERRORS = frozenset({"not_in_channel", "channel_not_found"})
+
 POST_REWRITE_ACTION = "rewrite_post"
 STYLE_ACTION_PREFIX = "rewrite_style_"
 

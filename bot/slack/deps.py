@@ -11,7 +11,9 @@ from bot.services.classify import ClassifyService
 from bot.services.home import HomeService
 from bot.services.digest import DigestService
 from bot.services.lifecycle import LifecycleService
+from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService
+from bot.services.usage import UsageService
 from bot.slack.admins import AdminDirectory
 
 _KEY = "frugal"
@@ -27,8 +29,12 @@ class SlackDeps:
     models: LifecycleService
     digests: DigestService
     home: HomeService = field(kw_only=True)
+    # /usage: the channel's usage, cost and quota headroom.
+    usage: UsageService = field(kw_only=True)
     # OAuth mode only: where installations are kept. Keyword-only, so later fields need no default.
     installations: AsyncInstallationStore | None = field(default=None, kw_only=True)
+    # Limits and their use (/frugal quota, /usage); None only where a test builds deps without quotas.
+    quota: QuotaService | None = field(default=None, kw_only=True)
 
 
 def attach(context: AsyncBoltContext, deps: SlackDeps) -> None:

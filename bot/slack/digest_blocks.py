@@ -37,7 +37,7 @@ def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> 
     if digest.empty:
         line = f"No Frugal usage in <#{digest.channel_id}> {_span(digest.period)} ({label})."
         return line, [_section(line)]
-    text = f"{title}: {format_usd(digest.cost_usd)} over {digest.requests:,} requests"
+    text = f"{title}: {format_usd(digest.cost_usd)} over {_requests(digest.requests)}"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, HEADER_TEXT_LIMIT)}},
         _context(f"<#{digest.channel_id}> · times in {digest.timezone}"),
@@ -49,7 +49,7 @@ def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> 
         blocks.append(_section(_quotas(digest.quotas, tz)))
     if digest.top_users:
         lines = [
-            f"{i}. {names.get(u.user_id, u.user_id)} — {format_usd(u.cost_usd)} ({u.requests:,} requests)"
+            f"{i}. {names.get(u.user_id, u.user_id)} — {format_usd(u.cost_usd)} ({_requests(u.requests)})"
             for i, u in enumerate(digest.top_users, 1)
         ]
         blocks.append(_section("*Top users by cost*\n" + "\n".join(lines)))
@@ -57,7 +57,7 @@ def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> 
         blocks.append(_section("\n".join(f":warning: {w}" for w in digest.lifecycle_warnings)))
     blocks.append(_context(_energy(digest)))
     if chart:
-        blocks.append(_context(":bar_chart: Daily cost by model, last 7 days: in the thread."))
+        blocks.append(_context(f":bar_chart: Daily cost by model, last {len(digest.days)} days: in the thread."))
     return text, blocks
 
 
@@ -99,7 +99,7 @@ def _summary(digest: Digest) -> list[dict[str, str]]:
     before = _before(digest.period)
     cost = format_usd(digest.cost_usd)
     if digest.unpriced:
-        cost += f" (+ {digest.unpriced:,} requests at unknown price)"
+        cost += f" (+ {_requests(digest.unpriced)} at unknown price)"
     fields = [
         f"*Cost*\n{cost}\n{_change(digest.cost_usd, digest.previous_cost_usd, before, format_usd)}",
         f"*Requests*\n{digest.requests:,}\n"
@@ -133,7 +133,7 @@ def _savings(digest: Digest) -> str:
 def _model_line(digest: Digest, model: ModelUsage) -> str:
     cost = format_usd(model.cost_usd) if not model.unpriced else f"{format_usd(model.cost_usd)} + price unknown"
     share = f" ({model.requests / digest.requests:.0%})" if len(digest.models) > 1 else ""
-    return f"• `{model.model}` — {cost} · {model.requests:,} requests{share}"
+    return f"• `{model.model}` — {cost} · {_requests(model.requests)}{share}"
 
 
 def _fallbacks(digest: Digest) -> str:
@@ -158,10 +158,13 @@ def _quotas(quotas: tuple[QuotaUse, ...], tz: ZoneInfo) -> str:
         return "*Quota*: none set for this channel."
     lines = []
     for q in quotas:
-        show = format_usd if q.metric is Metric.USD else (lambda n: f"{_count(int(n))} {q.metric.value}")
+        if q.metric is Metric.USD:
+            amounts = f"{format_usd(q.used)} of {format_usd(q.limit)}"
+        else:
+            amounts = f"{_count(int(q.used))} of {_count(int(q.limit))} {q.metric.value}"
         used = f" ({q.used / q.limit:.0%})" if q.limit else ""
         lines.append(
-            f"• {_scope(q)}, per {q.period.value}: {show(q.used)} of {show(q.limit)} used{used}"
+            f"• {_scope(q)}, per {q.period.value}: {amounts} used{used}"
             f", resets {_day(q.resets_at.astimezone(tz).date())} {q.resets_at.astimezone(tz):%H:%M}"
         )
     return "*Quota*\n" + "\n".join(lines)
@@ -177,8 +180,12 @@ def _energy(digest: Digest) -> str:
         return ":zap: Energy: unknown (no estimate for these models)."
     text = f":zap: Energy: {describe(energy.wh, '; '.join(energy.sources))}"
     if energy.missing:
-        text += f"; {energy.missing:,} requests on models without an estimate are not counted"
+        text += f"; {_requests(energy.missing)} on models without an estimate are not counted"
     return text + "."
+
+
+def _requests(n: int) -> str:
+    return f"{n:,} request" + ("" if n == 1 else "s")
 
 
 def _count(n: int) -> str:

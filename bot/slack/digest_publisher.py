@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.digest import Digest, PublishFailed
+from bot.slack.clients import web_client
 from bot.slack.digest_blocks import digest_message, period_label
 
 # The bot token of a workspace; None when Frugal is not installed there.
@@ -81,7 +81,7 @@ class SlackDigestPublisher:
                 file=png,
                 filename=f"frugal-cost-{days}.png",
                 title="Daily cost by model",
-                alt_txt=f"Bar chart of the daily cost by model, last 7 days up to {period_label(digest.period, ZoneInfo(digest.timezone))}",
+                alt_txt=f"Bar chart of the daily cost by model, last {len(digest.days)} days up to {period_label(digest.period, ZoneInfo(digest.timezone))}",
             )
         )
 
@@ -89,9 +89,7 @@ class SlackDigestPublisher:
         token = await self._token_for(team_id)
         if not token:
             raise PublishFailed("not_installed", retryable=False, message=EXPLAIN["not_installed"])
-        client = AsyncWebClient(token=token, base_url=self._api_url)
-        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
-        return client
+        return web_client(token, self._api_url)
 
 
 async def _call(request: Awaitable[Any]) -> Any:

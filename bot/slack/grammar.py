@@ -28,14 +28,28 @@ HELP = "\n".join(
         "• `/frugal models` — the model chain, and which models are healthy now.",
         "• `/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>` — admins; "
         "`$5/month` is the same as `5 usd/month`.",
-        "• `/frugal quota show [here|#channel]` · `/frugal quota clear <here|#channel>` — admins.",
-        "• `/frugal labels set a, b, c` — this channel's classify labels (admins).",
+        "• `/frugal quota show [here|#channel]` · `/frugal quota clear <here|#channel>` — admins; "
+        "`default` works as a target too, and `clear here requests/day` clears just that limit.",
+        "• `/frugal labels` shows this channel's classify labels; `/frugal labels set a, b, c` sets them and "
+        "`/frugal labels clear` goes back to the default set (admins).",
         "• `/frugal digest <daily|weekly|off> [HH:MM]` — subscribe this channel to cost digests (admins); "
         "`/frugal digest now` posts one at once.",
         "• Mention me: `@Frugal rewrite formal: text`, `@Frugal classify [a, b] text`, `@Frugal help`; "
-        "in a thread, `@Frugal rewrite` alone rewrites the thread's first message.",
-        "• Message shortcuts: *Rewrite with Frugal* and *Classify with Frugal* on any message.",
+        "in a thread, `@Frugal rewrite` (or `classify`) alone works on the thread's first message; "
+        "I answer in the thread.",
+        "• Message shortcuts: *Rewrite with Frugal* and *Classify with Frugal* on any message "
+        "(its ⋮ menu); the answer comes to you alone, with a *Post in thread* button.",
+        "• My *Home* tab: this month's usage of your channels and the models' health "
+        "(admins also see every channel's quota and digest).",
     ]
+)
+
+QUOTA_USAGE = (
+    "Usage (admins): `/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>` — "
+    "e.g. `/frugal quota set here 200 requests/day`, `/frugal quota set #support 100k tokens/week`, "
+    "`/frugal quota set default $5/month` (`$5/month` is `5 usd/month`); "
+    "`/frugal quota show [here|#channel]`; `/frugal quota clear <here|#channel>` (or just one limit: "
+    "`/frugal quota clear here requests/day`). `default` works as a target everywhere. " + HELP_POINTER
 )
 
 _STYLE_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(.*)$", re.DOTALL)

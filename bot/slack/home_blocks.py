@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalog import format_usd
 from bot.ports.model_status import ModelHealth
-from bot.ports.quota import Metric, QuotaUse
 from bot.services.digest import Subscription
 from bot.services.home import ChannelSetup, ChannelUsage, HomeView
+from bot.slack import quota_blocks
 
 # One section holds 3,000 characters: about this many channel lines.
 CHANNELS_SHOWN = 25
-_SCOPES = {"channel": "this channel", "default": "workspace default", "user": "per person"}
 
 
 def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None) -> dict[str, Any]:
@@ -75,18 +73,10 @@ def _setup_text(setup: ChannelSetup, tz: ZoneInfo, digests_known: bool) -> str:
     usage = usage_text(setup.usage) if setup.usage else "no use this month"
     lines = [f"*<#{setup.channel_id}>* — {usage}"]
     if setup.quotas is not None:
-        lines += [f"Quota: {quota_text(q, tz)}" for q in setup.quotas] or ["Quota: none"]
+        lines += [f"Quota: {quota_blocks.use_line(q)}" for q in setup.quotas] or ["Quota: none"]
     if digests_known:
         lines.append(f"Digest: {digest_text(setup.digest, tz)}")
     return "\n".join(lines)
-
-
-def quota_text(quota: QuotaUse, tz: ZoneInfo) -> str:
-    """'$0.40 of $5.00 per month used ($4.60 left, this channel) · resets …'."""
-    per = f"per {quota.period.value}"
-    used, limit, left = (_amount(quota.metric, v) for v in (quota.used, quota.limit, quota.remaining))
-    scope = _SCOPES.get(quota.scope, quota.scope)
-    return f"{used} of {limit} {per} used ({left} left, {scope}) · resets {_when(quota.resets_at, tz)}"
 
 
 def digest_text(subscription: Subscription | None, tz: ZoneInfo) -> str:
@@ -94,12 +84,6 @@ def digest_text(subscription: Subscription | None, tz: ZoneInfo) -> str:
     if subscription is None:
         return "off"
     return f"{subscription.frequency.value} at {subscription.send_time:%H:%M} ({tz.key})"
-
-
-def _amount(metric: Metric, value: Decimal) -> str:
-    if metric is Metric.USD:
-        return format_usd(value)
-    return f"{int(value):,} {metric.value}"
 
 
 def _count(n: int, noun: str) -> str:

@@ -10,9 +10,9 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.slack.clients import web_client
 from bot.slack.deps import deps_of
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,11 @@ BOT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",  # app_mention events
     "channels:history",  # conversations.replies: a thread's first message, public channels
     "groups:history",  # the same in private channels
+    "im:history",  # the same in direct messages
+    "mpim:history",  # the same in group direct messages
     "channels:read",  # users.conversations: the App Home's "your channels", public
     "groups:read",  # the same, private channels the bot is in
+    "files:write",  # files_upload_v2: the digest's chart
 )
 
 
@@ -66,7 +69,7 @@ def build_oauth_settings(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret,
         bot_only=True,
-        client=AsyncWebClient(base_url=settings.slack_api_url),
+        client=web_client(None, settings.slack_api_url),
     )
     return oauth
 

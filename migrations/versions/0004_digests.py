@@ -13,7 +13,7 @@ from alembic import op
 from bot.infra.db.base import UtcDateTime
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -45,6 +45,8 @@ def upgrade() -> None:
         "digest_runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("team_id", sa.String(32), nullable=False),
+        sa.Column("channel_id", sa.String(32), nullable=False),
         sa.Column("period_start", UtcDateTime(), nullable=False),
         sa.Column("period_end", UtcDateTime(), nullable=False),
         sa.Column("due_at", UtcDateTime(), nullable=False),
@@ -62,7 +64,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_digest_runs")),
         sa.UniqueConstraint(
-            "subscription_id", "period_start", name=op.f("uq_digest_runs_subscription_id_period_start")
+            "team_id",
+            "channel_id",
+            "period_start",
+            "period_end",
+            name=op.f("uq_digest_runs_team_id_channel_id_period_start_period_end"),
         ),
     )
     op.create_index(op.f("ix_digest_runs_status"), "digest_runs", ["status"])

@@ -140,6 +140,8 @@ class FakeOpenAI(ThreadedAiohttpServer):
         self.latency = 0.0
         self.models: dict[str, str | None] = dict.fromkeys(DEFAULT_MODELS)
         self.models_endpoint_enabled = True
+        # When set, GET /v1/models answers with this error (e.g. Fail(401, "invalid_api_key")).
+        self.models_failure: Fail | None = None
 
     def script(self, model: str, *steps: Behaviour) -> None:
         """Queue steps answering the next requests for ``model``, one step per request."""
@@ -195,6 +197,8 @@ class FakeOpenAI(ThreadedAiohttpServer):
     async def _list_models(self, request: web.Request) -> web.Response:
         if not self.models_endpoint_enabled:
             raise web.HTTPNotFound(text="404 page not found")
+        if (failure := self.models_failure) is not None:
+            return web.json_response(failure.body(), status=failure.status, headers=failure.headers)
         data = [
             {"id": model_id, "object": "model", "created": 1700000000, "owned_by": "system"}
             | ({"shutdown_date": shutdown} if shutdown else {})

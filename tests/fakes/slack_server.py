@@ -283,6 +283,8 @@ class FakeSlack(ThreadedAiohttpServer):
     async def _response_url(self, request: web.Request) -> web.Response:
         method = f"response_url:{request.match_info['name']}"
         self._record(Call(method, await request.json(), CIMultiDict(request.headers), time.time()))
+        if fault := self._take_fault(method):  # fail("response_url:<name>", ...) throttles a response URL
+            return web.Response(text=fault.body.get("error", "error"), status=fault.status, headers=fault.headers)
         return web.Response(text="ok")
 
     async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:

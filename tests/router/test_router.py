@@ -108,6 +108,26 @@ async def test_a_throttle_longer_than_the_bound_fails_over_at_once_and_rests_the
     assert len(fake_openai.calls_for(NANO)) == 2  # the first request and the probe after 30 s
 
 
+async def test_retry_after_ms_is_honoured_over_retry_after(make_router, fake_openai, clock):
+    throttle = Fail(429, "rate_limit_exceeded", "Rate limit reached", headers={"retry-after-ms": "120", "retry-after": "1"})
+    fake_openai.script(NANO, throttle, Reply("ok"))
+
+    completion = await make_router().complete(CTX, REQUEST)
+
+    assert completion.served_model == NANO
+    assert clock.slept == [timedelta(milliseconds=120)]
+
+
+async def test_the_only_retries_are_the_routers(make_router, fake_openai, ledger):
+    # One retry on the primary, then the fallback: three requests in all, each one a ledger row.
+    fake_openai.set_behaviour(NANO, Fail.server_error())
+
+    await make_router().complete(CTX, REQUEST)
+
+    assert [r.json["model"] for r in fake_openai.requests] == [NANO, NANO, MINI]
+    assert len(ledger.entries) == len(fake_openai.requests)
+
+
 async def test_a_throttle_without_retry_after_waits_the_default(make_router, fake_openai, clock):
     fake_openai.script(NANO, Fail(429, "rate_limit_exceeded", "Rate limit reached"), Reply("ok"))
 

@@ -1,4 +1,4 @@
-"""The digest's ledger aggregations: GROUP BY over the (team_id, channel_id, created_at) index."""
+"""The digest's ledger aggregations: GROUP BY over the covering ix_usage_ledger_digest index (team, channel, time first)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, func, literal_column, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.infra.db.tables import LedgerRow
@@ -25,44 +25,10 @@ class SqlDigestQueries:
         """Groups of the rows in [bounds[0], bounds[-1]); bucket i is [bounds[i], bounds[i+1])."""
         if len(bounds) < 2:
             return []
-        # Ascending bounds, so the first matching WHEN is the row's bucket; integers inline for the planner.
-        bucket = case(
-            *[(L.created_at < b, literal_column(str(i))) for i, b in enumerate(bounds[1:-1])],
-            else_=literal_column(str(len(bounds) - 2)),
-        )
         async with self._sessions() as session:
-            money = _Money(session)
-            rows = _in_window(team_id, channel_id, bounds[0], bounds[-1]).add_columns(
-                bucket.label("bucket"),
-                L.requested_model,
-                L.outcome,
-                L.error_code,
-                L.prompt_tokens,
-                L.cached_tokens,
-                L.completion_tokens,
-                L.cost_usd,
-                L.baseline_cost_usd,
-                L.energy_wh,
-            ).subquery()
-            both = and_(rows.c.cost_usd.is_not(None), rows.c.baseline_cost_usd.is_not(None))
-            query = select(
-                rows.c.bucket,
-                rows.c.requested_model,
-                rows.c.outcome,
-                rows.c.error_code,
-                func.count(),
-                func.coalesce(func.sum(rows.c.prompt_tokens), 0),
-                func.coalesce(func.sum(rows.c.cached_tokens), 0),
-                func.coalesce(func.sum(rows.c.completion_tokens), 0),
-                money.sum(rows.c.cost_usd),
-                func.count() - func.count(rows.c.cost_usd),
-                func.count(case((both, literal_column("1")))),
-                money.sum(case((both, rows.c.cost_usd))),
-                money.sum(case((both, rows.c.baseline_cost_usd))),
-                func.coalesce(func.sum(rows.c.energy_wh), 0.0),
-                func.count() - func.count(rows.c.energy_wh),
-            ).group_by(rows.c.bucket, rows.c.requested_model, rows.c.outcome, rows.c.error_code)
-            result = await session.execute(query)
+            dialect = session.get_bind().dialect.name
+            money = _Money(dialect)
+            result = await session.execute(usage_groups_statement(dialect, team_id, channel_id, bounds))
             return [
                 UsageGroup(
                     bucket=int(b), model=model, ok=outcome == "ok", error_code=code, rows=int(n),
@@ -72,24 +38,68 @@ class SqlDigestQueries:
                     energy_wh=float(wh), energy_missing=int(wh_missing),
                 )
                 for b, model, outcome, code, n, p, c, o, cost, unpriced, compared, c_cost, c_base, wh, wh_missing
-                in result.tuples()
+                in result
             ]
 
     async def top_users(self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> list[UserCost]:
         """The users with the highest cost in [start, end)."""
         async with self._sessions() as session:
-            money = _Money(session)
-            cost = money.sum(L.cost_usd)
-            query = (
-                _in_window(team_id, channel_id, start, end)
-                .where(L.outcome == "ok")
-                .add_columns(L.user_id, func.count(), cost)
-                .group_by(L.user_id)
-                .order_by(cost.desc(), func.count().desc(), L.user_id)
-                .limit(limit)
-            )
-            result = await session.execute(query)
-            return [UserCost(user_id, int(n), money.usd(total)) for user_id, n, total in result.tuples()]
+            dialect = session.get_bind().dialect.name
+            money = _Money(dialect)
+            result = await session.execute(top_users_statement(dialect, team_id, channel_id, start, end, limit))
+            return [UserCost(user_id, int(n), money.usd(total)) for user_id, n, total in result]
+
+
+def top_users_statement(dialect: str, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> Select:
+    """The GROUP BY user over one channel's answered requests in [start, end), costliest first."""
+    cost = _Money(dialect).sum(L.cost_usd)
+    return (
+        _in_window(team_id, channel_id, start, end)
+        .where(L.outcome == "ok")
+        .add_columns(L.user_id, func.count(), cost)
+        .group_by(L.user_id)
+        .order_by(cost.desc(), func.count().desc(), L.user_id)
+        .limit(limit)
+    )
+
+
+def usage_groups_statement(dialect: str, team_id: str, channel_id: str, bounds: Sequence[datetime]) -> Select:
+    """The GROUP BY (bucket, model, outcome, error code) over one channel's rows in [bounds[0], bounds[-1])."""
+    # Ascending bounds, so the first matching WHEN is the row's bucket; integers inline for the planner.
+    inner = bounds[1:-1]
+    last = literal_column(str(len(bounds) - 2))
+    bucket = case(*[(L.created_at < b, literal_column(str(i))) for i, b in enumerate(inner)], else_=last) if inner else last
+    money = _Money(dialect)
+    rows = _in_window(team_id, channel_id, bounds[0], bounds[-1]).add_columns(
+        bucket.label("bucket"),
+        L.requested_model,
+        L.outcome,
+        L.error_code,
+        L.prompt_tokens,
+        L.cached_tokens,
+        L.completion_tokens,
+        L.cost_usd,
+        L.baseline_cost_usd,
+        L.energy_wh,
+    ).subquery()
+    both = and_(rows.c.cost_usd.is_not(None), rows.c.baseline_cost_usd.is_not(None))
+    return select(
+        rows.c.bucket,
+        rows.c.requested_model,
+        rows.c.outcome,
+        rows.c.error_code,
+        func.count(),
+        func.coalesce(func.sum(rows.c.prompt_tokens), 0),
+        func.coalesce(func.sum(rows.c.cached_tokens), 0),
+        func.coalesce(func.sum(rows.c.completion_tokens), 0),
+        money.sum(rows.c.cost_usd),
+        func.count() - func.count(rows.c.cost_usd),
+        func.count(case((both, literal_column("1")))),
+        money.sum(case((both, rows.c.cost_usd))),
+        money.sum(case((both, rows.c.baseline_cost_usd))),
+        func.coalesce(func.sum(rows.c.energy_wh), 0.0),
+        func.count() - func.count(rows.c.energy_wh),
+    ).group_by(rows.c.bucket, rows.c.requested_model, rows.c.outcome, rows.c.error_code)
 
 
 def _in_window(team_id: str, channel_id: str, start: datetime, end: datetime):
@@ -101,9 +111,9 @@ def _in_window(team_id: str, channel_id: str, start: datetime, end: datetime):
 class _Money:
     """SUM of a Money column, exact on both backends."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, dialect: str) -> None:
         # SQLite keeps NUMERIC as REAL: whole nano-dollars add up exactly where the floats would drift.
-        self._nanos = session.get_bind().dialect.name != "postgresql"
+        self._nanos = dialect != "postgresql"
 
     def sum(self, column: ColumnElement) -> ColumnElement:
         """The SQL sum (0 for no rows)."""

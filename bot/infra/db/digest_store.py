@@ -89,19 +89,21 @@ class SqlDigestStore:
         async with self._sessions() as session:
             return [_subscription(row) for row in await session.scalars(query)]
 
-    async def claimed(self, subscription_ids: Sequence[int], since: datetime) -> set[tuple[int, datetime]]:
-        """(subscription, period start) pairs already claimed, for periods starting at or after `since`."""
-        query = select(DigestRunRow.subscription_id, DigestRunRow.period_start).where(
-            DigestRunRow.subscription_id.in_(subscription_ids), DigestRunRow.period_start >= since
-        )
+    async def claimed(self, channel_ids: Sequence[str], since: datetime) -> set[tuple[str, str, datetime, datetime]]:
+        """(team, channel, period start, period end) of the claims on these channels' periods starting at or after `since`."""
+        query = select(
+            DigestRunRow.team_id, DigestRunRow.channel_id, DigestRunRow.period_start, DigestRunRow.period_end
+        ).where(DigestRunRow.channel_id.in_(channel_ids), DigestRunRow.period_start >= since)
         async with self._sessions() as session:
-            return {(sub_id, start) for sub_id, start in await session.execute(query)}
+            return {(team, channel, start, end) for team, channel, start, end in await session.execute(query)}
 
-    async def claim(self, subscription_id: int, due: DueDigest, owner: str, now: datetime) -> int | None:
-        """Insert the claim; its id when this caller won, None when the digest was already claimed."""
+    async def claim(self, subscription: Subscription, due: DueDigest, owner: str, now: datetime) -> int | None:
+        """Insert the claim; its id when this caller won, None when the channel's digest for the period was claimed."""
         async with self._sessions.begin() as session:
             statement = _insert_or_skip(session, DigestRunRow).values(
-                subscription_id=subscription_id,
+                subscription_id=subscription.id,
+                team_id=subscription.team_id,
+                channel_id=subscription.channel_id,
                 period_start=due.period.start,
                 period_end=due.period.end,
                 due_at=due.due_at,
@@ -136,7 +138,7 @@ class SqlDigestStore:
                     period_end=run.period_end,
                     message_ts=run.message_ts,
                 )
-                for run, sub in (await session.execute(query)).tuples()
+                for run, sub in await session.execute(query)
             ]
 
     async def reclaim(self, run_id: int, attempts: int, owner: str, now: datetime) -> bool:
@@ -169,7 +171,9 @@ class SqlDigestStore:
 
 def _insert_or_skip(session: AsyncSession, table: type[DigestRunRow]) -> Insert:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=["subscription_id", "period_start"])
+    return dialect.insert(table).on_conflict_do_nothing(
+        index_elements=["team_id", "channel_id", "period_start", "period_end"]
+    )
 
 
 def _subscription(row: DigestSubscriptionRow) -> Subscription:

@@ -36,7 +36,7 @@ class SqlHomeQueries:
                 )
                 .group_by(L.channel_id)
             )
-            rows = (await session.execute(query)).tuples()
+            rows = await session.execute(query)
             return [
                 ChannelUsage(channel_id, int(n), int(tokens), _usd(cost, exact), int(unpriced))
                 for channel_id, n, tokens, cost, unpriced in rows

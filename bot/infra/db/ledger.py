@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.infra.db.tables import LedgerRow
 from bot.ports.ledger import LedgerEntry
+
+# Built once: the compiled form is cached, and each call only binds its parameters.
+_INSERT = insert(LedgerRow)
 
 
 class SqlLedger:
     """LedgerRepository on the Frugal database."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+        # One row per model call attempt sits on the answer's path, so it skips the ORM session
+        # and goes straight to a pooled connection (bench/router.py measures the difference).
+        self._engine: AsyncEngine = sessions.kw["bind"]
 
     async def record(self, entry: LedgerEntry) -> None:
         """Append one entry."""
-        async with self._sessions.begin() as session:
-            await session.execute(insert(LedgerRow).values(**asdict(entry)))
+        async with self._engine.begin() as conn:
+            await conn.execute(_INSERT, vars(entry))

@@ -12,6 +12,7 @@ from bot.slack import blocks, oauth
 from bot.slack.listeners import frugal, rewrite
 from bot.slack.listeners import home, mention, shortcuts
 from bot.slack.listeners import classify
+from bot.slack.listeners import usage
 
 Listener = Callable[..., Awaitable[None]]
 
@@ -20,6 +21,7 @@ LISTENERS: list[tuple[str, Any, Listener]] = [
     ("command", "/rewrite", rewrite.rewrite_command),
     ("command", "/frugal", frugal.frugal_command),
     ("command", "/classify", classify.classify_command),
+    ("command", "/usage", usage.usage_command),
     ("action", blocks.POST_REWRITE_ACTION, rewrite.post_rewrite),
     ("action", re.compile(f"^{blocks.STYLE_ACTION_PREFIX}"), rewrite.try_style),
     ("event", "tokens_revoked", oauth.on_tokens_revoked),

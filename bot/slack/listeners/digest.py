@@ -8,13 +8,15 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.services.digest import DEFAULT_SEND_TIME, DigestService, Frequency, PublishFailed, Subscription
+from bot.slack.grammar import HELP_POINTER
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
     from bot.slack.listeners.frugal import FrugalRequest
 
 USAGE = (
     "Usage: `/frugal digest <daily|weekly|off> [HH:MM]` or `/frugal digest now` (admins). "
-    "Example: `/frugal digest weekly 09:00` — weekly digests come on Mondays; the default time is 09:00."
+    "Example: `/frugal digest weekly 09:00` — weekly digests come on Mondays; the default time is 09:00. "
+    + HELP_POINTER
 )
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.grammar import HELP, HELP_POINTER
 from bot.slack.listeners import labels, models
 from bot.slack.listeners import digest
+from bot.slack.listeners import quota
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "labels": labels.labels_subcommand,
     "models": models.models_subcommand,
     "digest": digest.digest,
+    "quota": quota.quota_subcommand,
 }
 
 
@@ -71,11 +74,22 @@ async def frugal_command(
     ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     """/frugal <subcommand> ... — unknown subcommands get a pointer to the help."""
-    word, _, rest = (command.get("text") or "").strip().partition(" ")
+    word, rest = ((command.get("text") or "").split(maxsplit=1) + ["", ""])[:2]
     handler = SUBCOMMANDS.get(word.lower() or "help")
     if handler is None:
-        await ack(response_type="ephemeral", text=f"Unknown subcommand `{word}`. {HELP_POINTER}")
+        await ack(response_type="ephemeral", text=unknown_subcommand_text(word))
         return
     await handler(
         FrugalRequest(ack=ack, respond=respond, client=client, command=command, args=rest.strip(), deps=deps_of(context))
     )
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_-]{1,30}")
+
+
+def unknown_subcommand_text(word: str) -> str:
+    """What an unknown /frugal subcommand gets: the known ones and the help pointer."""
+    # Echo only a plain word: anything else could be markup such as <!channel> or a stray backtick.
+    shown = f"`{word}`" if _PLAIN_WORD.fullmatch(word) else "that"
+    known = ", ".join(f"`{name}`" for name in SUBCOMMANDS)
+    return f"`/frugal` has no subcommand {shown}; it knows {known}. {HELP_POINTER}"

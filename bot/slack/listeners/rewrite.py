@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ports.completion import CallContext, CompletionFailed
@@ -41,10 +42,14 @@ async def rewrite_command(ack: AsyncAck, command: dict[str, Any], respond: Async
 async def post_rewrite(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
     """'Post to channel': post the rewrite for everyone, saying who asked."""
     await ack()
-    user_id = body["user"]["id"]
-    await client.chat_postMessage(
-        channel=body["channel"]["id"], text=action["value"], blocks=blocks.posted_rewrite(action["value"], user_id)
-    )
+    text, posted = action["value"], blocks.posted_rewrite(action["value"], body["user"]["id"])
+    try:
+        await client.chat_postMessage(channel=body["channel"]["id"], text=text, blocks=posted)
+    except SlackApiError as err:
+        if err.response.get("error") not in blocks.NOT_A_MEMBER_ERRORS:
+            raise
+        # Frugal is not in this channel (or it is a DM): the response_url may still post for everyone.
+        await respond(text=text, blocks=posted, response_type="in_channel", replace_original=False)
     await respond(delete_original=True)
 
 

@@ -156,7 +156,7 @@ async def post_in_thread(
             blocks=blocks.posted_in_thread(post["t"], credit),
         )
     except SlackApiError as err:
-        if err.response.get("error") not in ("not_in_channel", "channel_not_found"):
+        if err.response.get("error") not in blocks.NOT_A_MEMBER_ERRORS:
             raise
         await respond(text=NOT_IN_CHANNEL, response_type="ephemeral", replace_original=False)
         return

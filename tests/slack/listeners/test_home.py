@@ -70,6 +70,8 @@ async def test_home_shows_the_model_chain_and_its_health(frugal, fake_slack):
 
 async def test_admins_also_see_every_channel_with_quota_and_digest(start_frugal, migrated_url, fake_slack):
     frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")
+    response, _ = await frugal.command("/frugal", "quota set here 100 requests/day", channel_id="C1", user_id="UADMIN")
+    assert response.status == 200
     await _use(frugal, fake_slack, "C1", "U1")
     await _use(frugal, fake_slack, "C2", "U2")
     response, _ = await frugal.command("/frugal", "digest daily 09:30", channel_id="C5", user_id="UADMIN")
@@ -83,6 +85,11 @@ async def test_admins_also_see_every_channel_with_quota_and_digest(start_frugal,
     for channel in ("C1", "C2", "C5"):
         assert f"*<#{channel}>*" in admin_view
     assert "Digest: daily at 09:30 (UTC)" in admin_view and "Digest: off" in admin_view
+    # C1's own quota with its use; the others have none.
+    assert "*<#C1>* — 1 request · " in admin_view
+    assert "Quota: 1 of 100 requests per day used · *99 requests left*" in admin_view
+    assert admin_view.count("Quota: none") == 2
+    assert "Quota:" not in user_view
     assert "<#C2>" not in user_view
 
 

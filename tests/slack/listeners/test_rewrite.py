@@ -8,6 +8,7 @@ import time
 from sqlalchemy import select
 
 from bot.infra.db.tables import LedgerRow
+from bot.slack.app import UNEXPECTED_ERROR
 from bot.slack.grammar import REWRITE_USAGE
 from tests.fakes.openai_server import Hang, Reply
 from tests.fakes.slack_signing import block_actions
@@ -128,3 +129,28 @@ async def test_try_another_style_rewrites_the_original(frugal, fake_openai, fake
     assert "warm, friendly" in fake_openai.requests[0].json["messages"][0]["content"]
     assert fake_openai.requests[0].json["messages"][1]["content"] == "the original"
     assert answer.params["replace_original"] is True
+
+
+async def test_post_to_channel_where_frugal_is_not_a_member_posts_through_the_response_url(frugal, fake_slack):
+    fake_slack.fail("chat.postMessage", status=200, headers={}, body={"ok": False, "error": "channel_not_found"})
+    body, content_type = block_actions(
+        "rewrite_post", "Polished text.", user_id="U7", channel_id="D7", response_url=fake_slack.response_url("p3")
+    )
+
+    assert (await frugal.post(body, content_type)).status == 200
+
+    posted, cleanup = await fake_slack.await_calls("response_url:p3", count=2)
+    assert (posted.params["response_type"], posted.params["text"]) == ("in_channel", "Polished text.")
+    assert posted.params["replace_original"] is False and "<@U7>" in str(posted.params["blocks"])
+    assert cleanup.params["delete_original"] is True
+
+
+async def test_post_to_channel_with_another_slack_error_is_told_as_unexpected(frugal, fake_slack):
+    fake_slack.fail("chat.postMessage", status=200, headers={}, body={"ok": False, "error": "is_archived"})
+    body, content_type = block_actions("rewrite_post", "Polished.", response_url=fake_slack.response_url("p4"))
+
+    await frugal.post(body, content_type)
+
+    [told] = await fake_slack.await_calls("response_url:p4")
+    assert told.params["text"] == UNEXPECTED_ERROR
+    assert told.params.get("delete_original") is not True

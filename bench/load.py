@@ -1,0 +1,225 @@
+"""Load benchmark: Frugal's `frugal run` next to a sync Bolt app, under signed /rewrite slash commands.
+
+What it measures, for each server: completed replies per second (a reply is the response_url POST
+arriving at the fake Slack, matched to its request and checked to be the rewrite), acknowledgement
+latency p50/p99 (the HTTP answer to the slash command), end-to-end latency p50/p99 (command sent →
+reply at the fake Slack), CPU milliseconds per reply of the server process (/proc/<pid>/stat), its
+peak RSS (VmHWM) and the errors. The load is a closed loop: each of --concurrency virtual users sends
+a command, waits for its reply, and sends the next, so at most concurrency ÷ model latency replies
+per second are possible (the "ceiling" row). The first --warmup seconds are not measured.
+
+The fake OpenAI (every answer delayed by --model-latency) and the fake Slack run in their own
+processes, the servers under test in theirs, so only the server's own CPU is counted. The baseline
+is bench/baseline_sync_app.py: a sync Bolt `App` with a lazy listener on Bolt's default thread pool,
+the sync OpenAI client, `app.start()`.
+
+Run from the repository root, with the virtualenv active:
+
+    python bench/load.py [--concurrency 200] [--model-latency 1.0] [--duration 20] [--database sqlite|postgres]
+
+It prints a markdown table and writes it to bench/results/load.md (or --output), with the servers'
+logs beside it. --database postgres creates and drops a throwaway database on --postgres-url
+(default: $TEST_DATABASE_URL, else the local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.load_driver import LoadPlan, LoadResult, ReplyInbox, drive  # noqa: E402
+from bench.load_fakes import FakeProcesses, start_fakes  # noqa: E402
+from bench.load_targets import REPO, baseline_server, database, frugal_server, slack_env  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "load.md"
+PACKAGES = ("slack_bolt", "slack_sdk", "openai", "aiohttp", "SQLAlchemy", "asyncpg")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET_REPLIES_PER_S = 200
+TARGET_ACK_P99_MS = 100
+TARGET_RSS_MB = 150
+SERVERS = ("frugal", "baseline")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=200, help="virtual users, each with one command in flight")
+    parser.add_argument("--model-latency", type=float, default=1.0, help="seconds the fake OpenAI takes per answer")
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    parser.add_argument("--reply-timeout", type=float, default=30.0, help="seconds to wait for one reply")
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES)
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated: frugal,baseline")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the markdown report is written")
+    args = parser.parse_args(argv)
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if unknown := set(args.servers) - set(SERVERS):
+        parser.error(f"--servers: unknown {sorted(unknown)}; choose from {', '.join(SERVERS)}")
+    if args.concurrency < 1 or args.duration <= 0 or args.model_latency < 0 or args.warmup < 0:
+        parser.error("--concurrency must be ≥ 1, --duration > 0, --model-latency and --warmup ≥ 0")
+    return args
+
+
+async def run_benchmark(args: argparse.Namespace, fakes: FakeProcesses, workdir: Path) -> dict[str, LoadResult]:
+    """Load each chosen server in turn, against the same fakes, and return its result."""
+    plan = LoadPlan(args.concurrency, args.warmup, args.duration, args.reply_timeout)
+    inbox = ReplyInbox(fakes.replies)
+    env = slack_env(fakes.slack_api_url, fakes.openai_url)
+    results: dict[str, LoadResult] = {}
+    if "frugal" in args.servers:
+        async with database(args.database, workdir, args.postgres_url) as url:
+            async with frugal_server(env | {"DATABASE_URL": url}, workdir, args.output.parent) as target:
+                results["frugal"] = await drive(target, plan, inbox, fakes.response_url)
+    if "baseline" in args.servers:
+        async with baseline_server(env, workdir, args.output.parent) as target:
+            results["baseline"] = await drive(target, plan, inbox, fakes.response_url)
+    return results
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile, None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(fraction * len(ordered)))) - 1]
+
+
+def summarize(result: LoadResult) -> dict[str, float | int | None]:
+    """The figures of one run, over its measurement window."""
+    start, end = result.window
+    in_window = [s for s in result.samples if start <= s.sent < end]
+    replies = [s for s in result.samples if s.error is None and s.replied is not None and start <= s.replied < end]
+    acks = [(s.acked - s.sent) * 1000 for s in in_window if s.acked is not None]
+    e2e = [(s.replied - s.sent) * 1000 for s in in_window if s.error is None and s.replied is not None]
+    return {
+        "replies_per_s": len(replies) / (end - start),
+        "ack_p50": percentile(acks, 0.50),
+        "ack_p99": percentile(acks, 0.99),
+        "e2e_p50": percentile(e2e, 0.50),
+        "e2e_p99": percentile(e2e, 0.99),
+        "cpu_ms": result.cpu_seconds * 1000 / len(replies) if replies else None,
+        "rss_mb": result.peak_rss_mb,
+        "sent": len(result.samples),
+        "errors": sum(result.errors.values()) + result.unmatched_replies,
+    }
+
+
+def markdown(args: argparse.Namespace, results: dict[str, LoadResult], load_before: tuple[float, ...]) -> str:
+    """The report: the table, the error breakdown, the machine and the command."""
+    figures = {name: summarize(result) for name, result in results.items()}
+    names = [n for n in SERVERS if n in figures]
+    titles = {"frugal": "Frugal (`frugal run`)", "baseline": "baseline (sync Bolt `App`, lazy listener)"}
+    ceiling = args.concurrency / args.model_latency if args.model_latency else float("inf")
+
+    def row(label: str, cell, target: str = "") -> str:
+        return f"| {label} | " + " | ".join(cell(figures[n]) for n in names) + f" | {target} |"
+
+    lines = [
+        f"### Load: {args.concurrency} concurrent users, model latency {args.model_latency:g} s, "
+        f"{args.duration:g} s measured, {args.database}",
+        "",
+        "| | " + " | ".join(titles[n] for n in names) + " | target (Frugal) |",
+        "|---|" + "---|" * len(names) + "---|",
+        row("completed replies/s", lambda f: _num(f["replies_per_s"], 1), f"≥ {TARGET_REPLIES_PER_S}"),
+        row("ceiling of the closed loop (users ÷ latency)", lambda f: _num(ceiling, 0)),
+        row("ack latency p50 / p99 (ms)", lambda f: f"{_num(f['ack_p50'], 1)} / {_num(f['ack_p99'], 1)}",
+            f"p99 ≤ {TARGET_ACK_P99_MS}"),
+        row("end-to-end p50 / p99 (ms)", lambda f: f"{_num(f['e2e_p50'], 0)} / {_num(f['e2e_p99'], 0)}"),
+        row("CPU ms per reply", lambda f: _num(f["cpu_ms"], 2)),
+        row("peak RSS (MB)", lambda f: _num(f["rss_mb"], 0), f"≤ {TARGET_RSS_MB}"),
+        row("errors / commands sent", lambda f: f"{f['errors']} / {f['sent']}", "0"),
+        "",
+    ]
+    for name in names:
+        if results[name].errors or results[name].unmatched_replies:
+            breakdown = dict(results[name].errors) | {"late or unmatched replies": results[name].unmatched_replies}
+            lines.append(f"Errors, {name}: " + ", ".join(f"{k}: {v}" for k, v in breakdown.items() if v))
+    if "frugal" in figures:
+        lines.append(verdict(figures["frugal"]))
+    lines += ["", machine(load_before), "", f"Command: `python bench/load.py {command_line(args)}`", ""]
+    return "\n".join(lines)
+
+
+def verdict(frugal: dict[str, float | int | None]) -> str:
+    """One line: which targets Frugal met."""
+    checks = [
+        ("replies/s", frugal["replies_per_s"] is not None and frugal["replies_per_s"] >= TARGET_REPLIES_PER_S),
+        ("ack p99", frugal["ack_p99"] is not None and frugal["ack_p99"] <= TARGET_ACK_P99_MS),
+        ("RSS", frugal["rss_mb"] is not None and frugal["rss_mb"] <= TARGET_RSS_MB),
+        ("no errors", frugal["errors"] == 0),
+    ]
+    return "Frugal targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in checks) + "."
+
+
+def machine(load_before: tuple[float, ...]) -> str:
+    """The machine and the software the figures were taken on."""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown CPU",
+    )
+    versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
+    load = " ".join(f"{x:.2f}" for x in load_before)
+    return (
+        f"Machine: {len(os.sched_getaffinity(0))} CPUs (nproc), {cpu}; Python {platform.python_version()}; "
+        f"{versions}. Load average before the run: {load} (other work on the machine shares the CPUs)."
+    )
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The options of this run, to rerun it."""
+    return (
+        f"--concurrency {args.concurrency} --model-latency {args.model_latency:g} --duration {args.duration:g} "
+        f"--warmup {args.warmup:g} --database {args.database}"
+    )
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _num(value: float | int | None, digits: int) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the fakes, load each server, print and save the report; everything started is stopped."""
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every process this started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    load_before = os.getloadavg()
+    fakes = start_fakes(args.model_latency)
+    try:
+        with tempfile.TemporaryDirectory(prefix="frugal-load-") as tmp:
+            started = time.monotonic()
+            results = asyncio.run(run_benchmark(args, fakes, Path(tmp)))
+    except KeyboardInterrupt:
+        print("interrupted: every process the benchmark started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        fakes.stop()
+    report = markdown(args, results, load_before)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report)
+    print(report)
+    print(f"(written to {args.output}; the run took {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Quota tables: limits as admins set them, per-period counters, and open reservations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.infra.db.base import Base
+
+
+class QuotaLimitRow(Base):
+    """One limit: an amount of a metric per period, on a channel, the workspace default, or a user."""
+
+    __tablename__ = "quota_limits"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(32))
+    metric: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal]
+    set_by: Mapped[str] = mapped_column(String(32))
+    set_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("team_id", "scope", "target", "metric", "period"),)
+
+
+class QuotaCounterRow(Base):
+    """What one counted channel or user used and holds under one limit in one period.
+
+    `counted` is the channel (channel and default scopes) or the user (user scope). A new period
+    is a new row; old rows are history.
+    """
+
+    __tablename__ = "quota_counters"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(16))
+    counted: Mapped[str] = mapped_column(String(32))
+    metric: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime]
+    used: Mapped[Decimal]
+    reserved: Mapped[Decimal]
+
+    __table_args__ = (UniqueConstraint("team_id", "scope", "counted", "metric", "period", "period_start"),)
+
+
+class QuotaReservationRow(Base):
+    """A worst case held before a model call, until it is settled, released or expired."""
+
+    __tablename__ = "quota_reservations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_key: Mapped[str] = mapped_column(String(128), unique=True)
+    team_id: Mapped[str] = mapped_column(String(32))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str] = mapped_column(String(32))
+    held_tokens: Mapped[int] = mapped_column(BigInteger)
+    held_usd: Mapped[Decimal | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (Index(None, "expires_at"),)
+
+
+class QuotaHoldRow(Base):
+    """One counter a reservation holds on (each holds 1 request, or the reservation's tokens or USD)."""
+
+    __tablename__ = "quota_holds"
+
+    reservation_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("quota_reservations.id", ondelete="CASCADE"), primary_key=True
+    )
+    counter_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("quota_counters.id"), primary_key=True
+    )

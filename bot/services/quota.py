@@ -1,0 +1,263 @@
+"""Quotas: limits per channel, workspace default and user; reserve the worst case, then settle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from bot.catalog import Catalog, format_usd, worst_case_cost_usd
+from bot.ports.completion import CallContext, Completer, Completion, CompletionFailed, CompletionRequest
+from bot.ports.quota import Metric, Period, QuotaUse
+from bot.ports.quota_store import (
+    CounterState,
+    DuplicateReservation,
+    LimitRecord,
+    Level,
+    QuotaStore,
+    Reservation,
+    ReserveRequest,
+    Scope,
+    Usage,
+)
+from bot.services.quota_spec import Limit, format_amount, next_period_start, period_starts
+
+log = logging.getLogger(__name__)
+
+# Longer than the router's worst case (timeouts × retries over the chain), so only a crashed
+# process's hold ever expires.
+DEFAULT_HOLD_FOR = timedelta(minutes=10)
+# Chat formatting adds a few tokens per message (role, separators) and a few to prime the reply.
+_TOKENS_PER_MESSAGE = 4
+_TOKENS_PER_REPLY = 3
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+class QuotaExceeded(CompletionFailed):
+    """A request refused before any model was called, because a limit has no room for it."""
+
+    def __init__(self, use: QuotaUse, tz: ZoneInfo) -> None:
+        self.use = use
+        super().__init__(refusal_text(use, tz))
+
+
+def refusal_text(use: QuotaUse, tz: ZoneInfo) -> str:
+    """Which limit refused, what is used of it, when it resets, and that nothing was charged."""
+    limit = format_amount(use.metric, use.limit)
+    used = _amount_words(use.metric, use.used)
+    held = ""
+    if use.reserved > 0:
+        held = f", {_amount_words(use.metric, use.reserved)} held by requests in progress"
+    local = use.resets_at.astimezone(tz)
+    resets = f"{local:%a} {local.day} {local:%b %H:%M}"
+    return (
+        f"{_owner(use)} limit of {limit} per {use.period.value} has no room for this request "
+        f"({used} of {limit} used{held}); it resets on {resets} ({tz.key}). Nothing was charged."
+    )
+
+
+def _amount_words(metric: Metric, amount: Decimal) -> str:
+    return format_amount(metric, amount) if metric is Metric.USD else f"{int(amount):,}"
+
+
+def _owner(use: QuotaUse) -> str:
+    if use.scope == Scope.USER.value:
+        return "Your"
+    if use.scope == Scope.DEFAULT.value:
+        return "The workspace's per-channel"
+    return "This channel's"
+
+
+def prompt_token_bound(request: CompletionRequest) -> int:
+    """A true upper bound of the prompt's tokens: byte-level BPE never makes more tokens than bytes."""
+    size = _TOKENS_PER_REPLY
+    for message in request.messages:
+        size += _TOKENS_PER_MESSAGE + sum(len(str(value).encode("utf-8")) for value in message.values())
+    if request.json_schema is not None:
+        # Structured output puts the schema into the prompt.
+        size += len(json.dumps(request.json_schema).encode("utf-8"))
+    return size
+
+
+class QuotaService:
+    """Limits, reservations around model calls, and the quota read port (QuotaReader)."""
+
+    def __init__(
+        self,
+        store: QuotaStore,
+        catalog: Catalog,
+        chain: tuple[str, ...],
+        *,
+        tz: ZoneInfo,
+        clock: Callable[[], datetime] = utcnow,
+        hold_for: timedelta = DEFAULT_HOLD_FOR,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._chain = chain
+        self._tz = tz
+        self._clock = clock
+        self._hold_for = hold_for
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The zone quota periods are counted in."""
+        return self._tz
+
+    def gate(self, completer: Completer) -> Completer:
+        """The completer behind the quotas: reserve, complete on what fits, then settle or release."""
+        return _GatedCompleter(self, completer)
+
+    async def set_limit(self, team_id: str, scope: Scope, target: str, limit: Limit, *, set_by: str) -> None:
+        """Create or replace a limit; this period's counter starts from what the ledger says was used."""
+        now = self._clock()
+        record = LimitRecord(scope, _target(scope, target), limit.metric, limit.period, limit.amount)
+        await self._store.set_limit(team_id, record, set_by=set_by, starts=period_starts(now, self._tz), now=now)
+
+    async def clear(
+        self, team_id: str, scope: Scope, target: str, metric: Metric | None = None, period: Period | None = None
+    ) -> int:
+        """Remove the target's limits (or only the one of that metric and period); how many were removed."""
+        return await self._store.clear_limits(team_id, scope, _target(scope, target), metric, period)
+
+    async def limits(self, team_id: str, scope: Scope, target: str) -> list[LimitRecord]:
+        """The limits set on exactly this target."""
+        return await self._store.limits(team_id, scope, _target(scope, target))
+
+    async def channel_quotas(self, team_id: str, channel_id: str, at: datetime) -> list[QuotaUse]:
+        """Every limit that applies to the channel (its own and the default), with its use at `at`."""
+        await self.expire()
+        counters = await self._store.applicable(team_id, channel_id, None, period_starts(at, self._tz))
+        return [self._use(counter) for counter in counters]
+
+    async def expire(self) -> int:
+        """Settle reservations left by crashed processes to what the ledger recorded; how many."""
+        return await self._store.expire(self._clock())
+
+    # --- reserve and settle ---------------------------------------------------------------
+
+    def levels(self, request: CompletionRequest, models: tuple[str, ...]) -> tuple[Level, ...]:
+        """One worst case per prefix of `models`, cumulative so each is at least the one before."""
+        prompt = prompt_token_bound(request)
+        levels: list[Level] = []
+        tokens, usd = 0, Decimal(0)
+        for model in models:
+            info = self._catalog.get(model)
+            output = request.max_tokens
+            if info is not None and info.max_output_tokens:
+                output = min(output, info.max_output_tokens)
+            cost = worst_case_cost_usd(info.price if info else None, prompt, output)
+            tokens = max(tokens, prompt + output)
+            usd = None if usd is None or cost is None else max(usd, cost)
+            levels.append(Level(tokens=tokens, usd=usd))
+        return tuple(levels)
+
+    def candidates(self, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+        """The chain, narrowed to the request's own allowed models (ids or aliases)."""
+        if allowed is None:
+            return self._chain
+        wanted = {info.id if (info := self._catalog.get(name)) else name for name in allowed}
+        return tuple(model for model in self._chain if model in wanted)
+
+    async def reserve(self, ctx: CallContext, request: CompletionRequest) -> tuple[Reservation, tuple[str, ...]]:
+        """Hold the worst case of the longest chain prefix that fits; the models that may be tried."""
+        models = self.candidates(request.allowed_models)
+        if not models:
+            raise CompletionFailed("No model may be used for this request, so nothing was called or charged.")
+        now = self._clock()
+        reserve = ReserveRequest(
+            reservation_id=str(uuid.uuid4()),
+            request_key=ctx.request_key,
+            team_id=ctx.team_id,
+            channel_id=ctx.channel_id,
+            user_id=ctx.user_id,
+            levels=self.levels(request, models),
+            starts=period_starts(now, self._tz),
+            now=now,
+            expires_at=now + self._hold_for,
+        )
+        try:
+            reservation = await self._store.reserve(reserve)
+        except DuplicateReservation:
+            raise CompletionFailed("This request is already being answered; nothing more was charged.") from None
+        if reservation.level is None:
+            raise QuotaExceeded(self._use(self._refusing(reservation, reserve.levels[0])), self._tz)
+        return reservation, models[: reservation.level + 1]
+
+    async def settle(self, reservation: Reservation, completion: Completion) -> None:
+        """Count what the call really used in place of the hold."""
+        if not reservation.held:
+            return
+        usage = Usage(
+            requests=1, tokens=completion.usage.total_tokens, usd=completion.cost_usd or Decimal(0)
+        )
+        if not await self._store.settle(reservation.reservation_id, usage):
+            # Only when a hold outlived hold_for: expire() already counted the ledger's record of it.
+            log.warning("quota reservation %s had expired before it was settled", reservation.reservation_id)
+
+    async def release(self, reservation: Reservation) -> None:
+        """Drop the hold: nothing is charged."""
+        if reservation.held:
+            await self._store.release(reservation.reservation_id)
+
+    def _refusing(self, reservation: Reservation, cheapest: Level) -> CounterState:
+        """The limit that refused: one where even the cheapest level does not fit, the fullest first."""
+        misfits = [c for c in reservation.counters if not c.fits(cheapest)]
+        return max(misfits or reservation.counters, key=lambda c: (c.used + c.reserved) / c.limit.amount)
+
+    def _use(self, counter: CounterState) -> QuotaUse:
+        limit = counter.limit
+        return QuotaUse(
+            scope=limit.scope.value,
+            target=limit.target,
+            metric=limit.metric,
+            period=limit.period,
+            limit=limit.amount,
+            used=counter.used,
+            reserved=counter.reserved,
+            period_start=counter.period_start,
+            resets_at=next_period_start(limit.period, counter.period_start, self._tz),
+        )
+
+
+def _target(scope: Scope, target: str) -> str:
+    return "" if scope is Scope.DEFAULT else target
+
+
+class _GatedCompleter:
+    """A Completer that asks the quotas first and only lets the router try models that fit."""
+
+    def __init__(self, quotas: QuotaService, inner: Completer) -> None:
+        self._quotas = quotas
+        self._inner = inner
+
+    async def complete(self, ctx: CallContext, request: CompletionRequest) -> Completion:
+        """Reserve, complete on the models that fit, then settle; release on failure."""
+        reservation, models = await self._quotas.reserve(ctx, request)
+        try:
+            completion = await self._inner.complete(ctx, replace(request, allowed_models=models))
+        except CompletionFailed as err:
+            await asyncio.shield(self._quotas.release(reservation))
+            skipped = self._quotas.candidates(request.allowed_models)[len(models):]
+            if not skipped:
+                raise
+            raise CompletionFailed(
+                f"{err} {' and '.join(skipped)} {'was' if len(skipped) == 1 else 'were'} not tried: "
+                "the worst case of a request there does not fit what is left of the quota."
+            ) from err
+        except BaseException:
+            # Cancelled: nothing is charged. Shielded so the cancellation cannot leave the hold behind.
+            await asyncio.shield(self._quotas.release(reservation))
+            raise
+        await asyncio.shield(self._quotas.settle(reservation, completion))
+        return completion

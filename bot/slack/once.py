@@ -1,0 +1,134 @@
+"""Once-only Slack deliveries: each is claimed by its idempotency key before any listener runs.
+
+A retried or duplicated delivery (Slack's retries, a proxy's resend, two replicas behind a load
+balancer) finds its key taken and is acknowledged with nothing else done: no model call, no reply,
+no charge. The key is the listeners' request key, so a delivery and its ledger rows share it.
+Slack's X-Slack-Retry-Num / X-Slack-Retry-Reason headers are only logged: the key decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+MAX_KEY_LENGTH = 255
+# Interactions that carry a trigger_id and start work; options loads and view_closed are answered every time.
+_CLAIMED_INTERACTIONS = frozenset({"block_actions", "message_action", "shortcut", "view_submission"})
+_CONTEXT_KEY = "frugal_delivery_key"
+
+
+class DeliveryClaims(Protocol):
+    """Where claims are kept (bot.infra.db.deliveries.SqlDeliveries)."""
+
+    async def claim(self, key: str, *, team_id: str | None, kind: str) -> int | None:
+        """The claim's number when this caller may process the delivery, None when it is taken."""
+        ...
+
+    async def finish(self, key: str) -> None:
+        """Record that the delivery was processed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What identifies one Slack delivery: its idempotency key and what kind of request it is."""
+
+    key: str
+    kind: str
+
+
+def delivery_of(body: dict[str, Any]) -> Delivery | None:
+    """The delivery's key and kind, or None for requests not deduplicated (handshakes, options loads)."""
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        return _delivery(f"event:{body['event_id']}", "event")
+    if body.get("command") and body.get("trigger_id"):
+        return _delivery(f"command:{body['trigger_id']}", "command")
+    kind = body.get("type")
+    if kind not in _CLAIMED_INTERACTIONS:
+        return None
+    if body.get("trigger_id"):
+        return _delivery(f"action:{body['trigger_id']}", kind)
+    if kind == "block_actions":
+        return _block_action_delivery(body)
+    return None
+
+
+def _block_action_delivery(body: dict[str, Any]) -> Delivery | None:
+    # Without a trigger_id, the click is identified by where it happened, which button, and when.
+    actions = body.get("actions") or [{}]
+    container = body.get("container") or {}
+    where = container.get("message_ts") or container.get("view_id")
+    action_id, action_ts = actions[0].get("action_id"), actions[0].get("action_ts")
+    if not (where and action_id and action_ts):
+        return None
+    return _delivery(f"action:{where}:{action_id}:{action_ts}", "block_actions")
+
+
+def _delivery(key: str, kind: str) -> Delivery:
+    if len(key) > MAX_KEY_LENGTH:
+        prefix = key.split(":", 1)[0]
+        key = f"{prefix}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+    return Delivery(key=key, kind=kind)
+
+
+def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
+    """Make `app` claim every delivery before its listeners run and mark it done after them."""
+
+    async def claim_delivery(
+        body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, next  # noqa: A002 (Bolt's name)
+    ) -> BoltResponse | None:
+        delivery = delivery_of(body)
+        if delivery is None:
+            await next()
+            return None
+        # A database error propagates: Bolt's error handler tells the user, and Slack may retry the event.
+        if await claims.claim(delivery.key, team_id=context.team_id, kind=delivery.kind) is None:
+            log.info(
+                "duplicate %s delivery dropped (Slack retry %s, reason %s)",
+                delivery.kind,
+                _header(request, "x-slack-retry-num"),
+                _header(request, "x-slack-retry-reason"),
+            )
+            # Not calling next(): Bolt sends this response (the ack) and runs no listener.
+            return BoltResponse(status=200, body="")
+        context[_CONTEXT_KEY] = delivery.key
+        await next()
+        return None
+
+    app.middleware(claim_delivery)
+    # Bolt calls its completion handler once a listener has returned (or raised), after the ack.
+    app.listener_runner.listener_completion_handler = _FinishDelivery(claims)
+
+
+class _FinishDelivery(AsyncListenerCompletionHandler):
+    """Marks the request's delivery done once its listener has finished."""
+
+    def __init__(self, claims: DeliveryClaims) -> None:
+        self._claims = claims
+
+    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        """Mark the delivery claimed for this request done."""
+        key = request.context.get(_CONTEXT_KEY)
+        if key is None:
+            return
+        try:
+            await self._claims.finish(key)
+        except (SQLAlchemyError, OSError) as err:
+            # The user already has the answer; only a Slack retry after the lease could run the request again.
+            log.warning("could not mark a Slack delivery done (%s); a retry after its lease would run again",
+                        type(err).__name__)
+
+
+def _header(request: AsyncBoltRequest, name: str) -> str:
+    return (request.headers.get(name) or ["-"])[0]

@@ -1,0 +1,224 @@
+"""`frugal check` against the fakes: the table, the fixes, and an exit code of 0 only when all is well."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.commands.check import run_check
+from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.model_status import SqlModelStatusStore
+from bot.ports.model_status import UnavailableModel
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.fakes.openai_server import Fail
+
+
+def _env(database_url: str, fake_openai, fake_slack, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.api_url,
+        DATABASE_URL=database_url,
+        **extra,
+    )
+    return env
+
+
+def _frugal_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "check"], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def _row(output: str, subject: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith(subject)]
+    return line
+
+
+async def _check(make_settings, database_url: str, **env: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await run_check(make_settings(database_url, **env), out)
+    return code, out.getvalue()
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# --- the command as operators run it -----------------------------------------------------------
+
+
+def test_all_is_well_exits_0_with_the_table(migrated_url, fake_openai, fake_slack, tmp_path):
+    result = _frugal_check(_env(migrated_url, fake_openai, fake_slack), tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert out.splitlines()[0].split() == ["CHECK", "STATUS", "DETAIL"]
+    assert "ok" in _row(out, "database") and "migrations applied" in _row(out, "database")
+    assert "auth.test: workspace" in _row(out, "slack")
+    assert "lists 5 models" in _row(out, "openai")
+    primary = _row(out, "model gpt-4.1-nano (primary)")
+    assert " ok " in primary and "listed · no shutdown date announced · $0.10 in / $0.40 out per 1M tokens" in primary
+    assert " ok " in _row(out, "model gpt-4o-mini (fallback 1)")
+    assert "gpt-4o: savings are measured against it" in _row(out, "baseline model")
+    assert out.rstrip().endswith("All is well.")
+    [auth] = fake_slack.calls_to("auth.test")
+    assert auth.token == BOT_TOKEN
+
+
+def test_a_misspelled_model_fails_with_the_fix(migrated_url, fake_openai, fake_slack, tmp_path):
+    env = _env(migrated_url, fake_openai, fake_slack, FRUGAL_MODELS="gpt4.1nano,gpt-4o-mini")
+
+    result = _frugal_check(env, tmp_path)
+
+    assert result.returncode == 1
+    row = _row(result.stdout, "model gpt4.1nano (primary)")
+    assert "FAIL" in row and "unknown model 'gpt4.1nano' — did you mean 'gpt-4.1-nano'?" in row
+    assert "model gpt4.1nano (primary): set FRUGAL_MODELS=gpt-4.1-nano,gpt-4o-mini" in result.stdout
+    assert result.stdout.rstrip().endswith("1 problem(s), 0 warning(s).")
+    assert "Traceback" not in result.stderr
+
+
+# --- each problem, with its fix ----------------------------------------------------------------
+
+
+async def test_a_bad_slack_token_fails(make_settings, migrated_url, fake_slack):
+    fake_slack.responses["auth.test"] = {"ok": False, "error": "invalid_auth"}
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 1
+    assert "FAIL" in _row(out, "slack") and "auth.test: invalid_auth" in _row(out, "slack")
+    assert "slack: set SLACK_BOT_TOKEN to the Bot User OAuth Token" in out
+
+
+async def test_pending_migrations_are_a_warning_that_fails_the_check(make_settings, database_url):
+    code, out = await _check(make_settings, database_url)
+
+    assert code == 1
+    assert "WARN" in _row(out, "database") and "migration(s) pending" in _row(out, "database")
+    assert "database: run `frugal migrate`" in out
+
+
+async def test_an_unreachable_database_fails(make_settings, tmp_path):
+    missing = tmp_path / "no" / "such" / "dir" / "frugal.db"
+
+    code, out = await _check(make_settings, f"sqlite:///{missing}")
+
+    assert code == 1
+    assert "FAIL" in _row(out, "database") and "cannot connect" in _row(out, "database")
+    assert "database: check DATABASE_URL" in out
+
+
+async def test_a_shutdown_within_30_days_is_a_warning(make_settings, migrated_url, fake_openai):
+    soon = (datetime.now(timezone.utc).date() + timedelta(days=12)).isoformat()
+    fake_openai.models["gpt-4o-mini"] = soon
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 1
+    row = _row(out, "model gpt-4o-mini (fallback 1)")
+    assert "WARN" in row and f"shuts down {soon} (in 12 days)" in row
+    assert f"replace it in FRUGAL_MODELS before {soon}" in out
+
+
+async def test_a_model_the_endpoint_no_longer_offers_fails(make_settings, migrated_url, fake_openai):
+    del fake_openai.models["gpt-4.1-nano"]
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 1
+    assert "FAIL" in _row(out, "model gpt-4.1-nano (primary)")
+    assert "not offered by the endpoint" in _row(out, "model gpt-4.1-nano (primary)")
+
+
+async def test_a_model_marked_unavailable_by_the_router_is_a_warning(make_settings, migrated_url):
+    engine = make_engine(migrated_url)
+    now = datetime.now(timezone.utc)
+    try:
+        await SqlModelStatusStore(make_sessionmaker(engine)).mark_unavailable(
+            UnavailableModel("gpt-4.1-nano", "model_not_found", now, now + timedelta(hours=24))
+        )
+    finally:
+        await engine.dispose()
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 1
+    row = _row(out, "model gpt-4.1-nano (primary)")
+    assert "WARN" in row and "marked unavailable (model_not_found) until" in row
+
+
+async def test_a_model_without_a_price_is_a_warning(make_settings, migrated_url, fake_openai):
+    fake_openai.models["local-llm"] = None
+
+    code, out = await _check(make_settings, migrated_url, FRUGAL_MODELS="gpt-4.1-nano,local-llm")
+
+    assert code == 1
+    row = _row(out, "model local-llm (fallback 1)")
+    assert "WARN" in row and "price unknown" in row
+    assert "add its price to the FRUGAL_MODEL_CATALOG file" in out
+
+
+async def test_an_endpoint_without_v1_models_is_a_note_and_all_is_well(make_settings, migrated_url, fake_openai):
+    fake_openai.models_endpoint_enabled = False
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 0, out
+    assert " note " in _row(out, "openai") and "no usable /v1/models (HTTP 404)" in _row(out, "openai")
+    assert "listing unknown" in _row(out, "model gpt-4.1-nano (primary)")
+
+
+async def test_an_unreachable_endpoint_fails(make_settings, migrated_url):
+    code, out = await _check(make_settings, migrated_url, OPENAI_BASE_URL=_closed_port_url() + "/v1")
+
+    assert code == 1
+    assert "FAIL" in _row(out, "openai") and "could not be reached" in _row(out, "openai")
+    assert "openai: check OPENAI_BASE_URL" in out
+
+
+async def test_a_refused_key_fails(make_settings, migrated_url, fake_openai):
+    fake_openai.models_failure = Fail(401, "invalid_api_key", "Incorrect API key provided")
+
+    code, out = await _check(make_settings, migrated_url)
+
+    assert code == 1
+    assert "refused OPENAI_API_KEY (HTTP 401)" in _row(out, "openai")
+
+
+async def test_missing_settings_are_named(make_settings, migrated_url):
+    code, out = await _check(make_settings, migrated_url, SLACK_SIGNING_SECRET="")
+
+    assert code == 1
+    assert "FAIL" in _row(out, "configuration") and "SLACK_SIGNING_SECRET" in _row(out, "configuration")
+
+
+async def test_a_bad_catalog_override_fails(make_settings, migrated_url, tmp_path):
+    override = tmp_path / "catalog.json"
+    override.write_text('{"models": [{"id": "gpt-4.1-nano", "price": {"input": "free"}}]}')
+
+    code, out = await _check(make_settings, migrated_url, FRUGAL_MODEL_CATALOG=str(override))
+
+    assert code == 1
+    assert "FAIL" in _row(out, "model catalog") and "price.input" in _row(out, "model catalog")
+
+
+@pytest.mark.parametrize("baseline", ["gpt-4oo"])
+async def test_an_unknown_baseline_fails_with_did_you_mean(make_settings, migrated_url, baseline):
+    code, out = await _check(make_settings, migrated_url, FRUGAL_BASELINE_MODEL=baseline)
+
+    assert code == 1
+    assert "did you mean 'gpt-4o'" in _row(out, "baseline model")

@@ -1,0 +1,68 @@
+"""Fault-test fixtures: a router clock the test moves, and helpers to read the ledger and replies."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import composition
+from bot.infra.db.tables import LedgerRow
+from bot.router.router import ModelRouter
+
+START = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class StepClock:
+    """The router's wall time: moves only when the test says, or when the router sleeps between retries."""
+
+    now: datetime = START
+    slept: list[timedelta] = field(default_factory=list)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def sleep(self, delay: timedelta) -> None:
+        self.slept.append(delay)
+        self.now += delay
+        await asyncio.sleep(0)
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def router_clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
+    """Every Frugal started after this fixture runs its router on this clock."""
+    clock = StepClock()
+    monkeypatch.setattr(composition, "ModelRouter", functools.partial(ModelRouter, clock=clock, sleep=clock.sleep))
+    return clock
+
+
+async def ledger_rows(frugal) -> list[Any]:
+    """Every ledger row, oldest first."""
+    async with frugal.container.engine.connect() as conn:
+        return list((await conn.execute(select(LedgerRow).order_by(LedgerRow.id))).all())
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll `predicate` without blocking the loop; AssertionError after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def context_text(blocks: list[dict[str, Any]]) -> str:
+    """The text of every context block of a reply (where the footer and the fallback note are)."""
+    return " ".join(
+        element.get("text", "") for block in blocks if block.get("type") == "context" for element in block["elements"]
+    )

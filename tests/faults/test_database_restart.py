@@ -1,0 +1,143 @@
+"""PostgreSQL restarting mid-run (through a proxy, so the real server keeps serving others): clear errors, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.infra.db.migrate import upgrade
+from bot.slack.app import UNEXPECTED_ERROR
+from tests.conftest import postgres_database
+from tests.faults.conftest import ledger_rows, wait_until
+from tests.faults.tcp_proxy import RestartableProxy
+
+DOWN_FOR_S = 3.0
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A migrated throwaway PostgreSQL database (this fault only exists on a database server)."""
+    async with postgres_database() as url:
+        await upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def proxy(postgres_url: str) -> AsyncIterator[RestartableProxy]:
+    url = make_url(postgres_url)
+    proxy = RestartableProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+def through(url: str, proxy: RestartableProxy) -> str:
+    """The same database, reached through the proxy."""
+    return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+async def health(frugal) -> int:
+    async with frugal.http.get(f"{frugal.url}/healthz") as resp:
+        await resp.read()
+        return resp.status
+
+
+class Traffic:
+    """A steady stream of /rewrite commands, each remembered with the phase it was sent in."""
+
+    def __init__(self, frugal) -> None:
+        self.frugal = frugal
+        self.phase = "up"
+        self.sent: list[tuple[str, str, str]] = []  # (trigger_id, response name, phase)
+        self.acks: list[tuple[str, int]] = []  # (phase, HTTP status)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        assert self._task is not None
+        await self._task
+
+    async def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            phase = self.phase
+            trigger = f"{i}.{uuid.uuid4().hex[:8]}.restart"
+            response, name = await self.frugal.command("/rewrite", f"message {i}", trigger_id=trigger)
+            if self.phase != phase:
+                phase = "transition"  # the database changed state while this request was being acked
+            self.acks.append((phase, response.status))
+            self.sent.append((trigger, name, phase))
+            i += 1
+            await asyncio.sleep(0.05)
+
+
+async def test_postgres_restart_mid_run(start_frugal, postgres_url, proxy, fake_openai, fake_slack):
+    frugal = await start_frugal(through(postgres_url, proxy))
+    fake_openai.latency = 0.02
+    traffic = Traffic(frugal)
+    traffic.start()
+    await asyncio.sleep(1.0)
+    assert await health(frugal) == 200
+
+    traffic.phase = "cutting"
+    await proxy.go_down()
+    traffic.phase = "down"
+    await asyncio.sleep(0.3)
+    health_while_down = [await health(frugal)]
+    await asyncio.sleep(DOWN_FOR_S - 0.3)
+    health_while_down.append(await health(frugal))
+    traffic.phase = "restarting"
+    await proxy.come_back()
+
+    # Recovery without restarting Frugal: the pool drops its dead connections and opens new ones.
+    statuses: list[int] = []
+
+    async def healthy() -> bool:
+        statuses.append(await health(frugal))
+        return statuses[-1] == 200
+
+    for _ in range(100):
+        if await healthy():
+            break
+        await asyncio.sleep(0.1)
+    assert statuses[-1] == 200, statuses
+    traffic.phase = "back"
+    await asyncio.sleep(1.5)
+    await traffic.stop()
+
+    assert health_while_down == [503, 503]
+    # Up and back, every request is acked at once. While down, the once-only claim cannot be stored, so
+    # Bolt answers 500 after its error handler has told the user (below); Slack retries events then.
+    assert {status for phase, status in traffic.acks if phase in ("up", "back")} == {200}
+    assert {status for phase, status in traffic.acks} <= {200, 500}
+    replies = {}
+    for trigger, name, phase in traffic.sent:
+        [reply] = await fake_slack.await_calls(f"response_url:{name}", timeout=20)
+        replies[trigger] = (phase, reply.params["text"])
+    await asyncio.sleep(0.3)
+    for _, name, _ in traffic.sent:
+        assert len(fake_slack.calls_to(f"response_url:{name}")) == 1, "a request was answered twice"
+
+    answered = {t for t, (_, text) in replies.items() if text.startswith("[gpt-4.1-nano] message ")}
+    failed = {t for t, (_, text) in replies.items() if text == UNEXPECTED_ERROR}
+    assert answered | failed == set(replies), "every reply is an answer or the clear error"
+    by_phase = Counter((phase, t in answered) for t, (phase, _) in replies.items())
+    assert by_phase[("up", True)] >= 5 and by_phase[("back", True)] >= 5
+    assert by_phase[("down", False)] >= 5, "requests while the database is down are told so"
+    assert by_phase[("down", True)] == 0 and by_phase[("back", False)] == 0, by_phase
+
+    # Every answered request has exactly one ledger row; none is ever doubled.
+    rows = await ledger_rows(frugal)
+    ok_per_key = Counter(r.request_key for r in rows if r.outcome == "ok")
+    assert all(ok_per_key[f"command:{t}"] == 1 for t in answered)
+    assert max(ok_per_key.values()) == 1
+    assert proxy.accepted > 1

@@ -1,0 +1,133 @@
+"""The openai adapter against the fake server: one retry layer, failures classified, usage read exactly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.catalog import TokenUsage
+from bot.infra.openai_chat import OpenAIChatModel
+from bot.ports.chat import ChatRequest, ErrorKind, ModelCallError
+from tests.fakes.openai_server import Fail, Reply
+
+REQUEST = ChatRequest(model="gpt-4.1-nano", messages=({"role": "user", "content": "hi"},), max_tokens=20)
+
+
+@pytest.fixture
+async def model(fake_openai) -> AsyncIterator[OpenAIChatModel]:
+    chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=5.0)
+    yield chat
+    await chat.close()
+
+
+async def _fail(model: OpenAIChatModel) -> ModelCallError:
+    with pytest.raises(ModelCallError) as failed:
+        await model.complete(REQUEST)
+    return failed.value
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Fail.server_error(), Fail.rate_limited(0.01), Fail(408, None, "timeout"), Fail(409, None, "conflict")],
+    ids=["500", "429", "408", "409"],
+)
+async def test_the_client_never_retries_on_its_own(model, fake_openai, failure):
+    # The openai library would retry these twice by default; the router is the only retry layer.
+    fake_openai.set_behaviour("gpt-4.1-nano", failure)
+
+    await _fail(model)
+
+    assert len(fake_openai.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind", "code"),
+    [
+        (Fail.rate_limited(0.5), ErrorKind.RATE_LIMITED, "rate_limit_exceeded"),
+        (Fail.insufficient_quota(), ErrorKind.NO_CREDIT, "insufficient_quota"),
+        (Fail.model_not_found("gpt-4.1-nano"), ErrorKind.MODEL_NOT_FOUND, "model_not_found"),
+        (Fail.invalid_model("gpt-4.1-nano"), ErrorKind.MODEL_NOT_FOUND, "invalid_model"),
+        (Fail(400, None, "invalid model ID"), ErrorKind.MODEL_NOT_FOUND, None),
+        (Fail.context_length(), ErrorKind.CONTEXT_TOO_LONG, "context_length_exceeded"),
+        (Fail.server_error(), ErrorKind.SERVER_ERROR, None),
+        (Fail(503, None, "overloaded"), ErrorKind.SERVER_ERROR, None),
+        (Fail(401, "invalid_api_key", "Incorrect API key"), ErrorKind.AUTH, "invalid_api_key"),
+        (Fail(403, None, "Forbidden"), ErrorKind.AUTH, None),
+        (Fail(400, "unsupported_parameter", "Unsupported parameter"), ErrorKind.BAD_REQUEST, "unsupported_parameter"),
+    ],
+)
+async def test_each_row_of_the_error_table_is_classified(model, fake_openai, failure, kind, code):
+    fake_openai.set_behaviour("gpt-4.1-nano", failure)
+
+    err = await _fail(model)
+
+    assert (err.kind, err.status, err.code, err.model) == (kind, failure.status, code, "gpt-4.1-nano")
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after-ms": "250", "retry-after": "3"}, 0.25),  # the precise header wins
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+async def test_retry_after_headers_are_read(model, fake_openai, headers, seconds):
+    fake_openai.set_behaviour("gpt-4.1-nano", Fail(429, "rate_limit_exceeded", "slow down", headers=headers))
+
+    assert (await _fail(model)).retry_after == seconds
+
+
+async def test_retry_after_as_an_http_date(model, fake_openai):
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    fake_openai.set_behaviour("gpt-4.1-nano", Fail(429, "rate_limit_exceeded", "slow down", headers={"retry-after": when}))
+
+    assert 25 <= (await _fail(model)).retry_after <= 31
+
+
+async def test_a_timeout_and_a_dropped_connection(fake_openai):
+    from tests.fakes.openai_server import Drop, Hang
+
+    chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=0.2)
+    try:
+        fake_openai.script("gpt-4.1-nano", Hang(2.0), Drop())
+        assert (await _fail(chat)).kind is ErrorKind.TIMEOUT
+        assert (await _fail(chat)).kind is ErrorKind.CONNECTION
+    finally:
+        await chat.close()
+    assert len(fake_openai.requests) == 2
+
+
+async def test_usage_with_cached_tokens_and_logprobs(model, fake_openai):
+    fake_openai.script(
+        "gpt-4.1-nano",
+        Reply("ok", prompt_tokens=1200, cached_tokens=1024, completion_tokens=3, logprobs=[("ok", -0.01)]),
+    )
+
+    result = await model.complete(ChatRequest(**{**REQUEST.__dict__, "logprobs": True}))
+
+    assert result.usage == TokenUsage(prompt_tokens=1200, cached_tokens=1024, completion_tokens=3)
+    assert (result.text, result.served_model) == ("ok", "gpt-4.1-nano")
+    assert [(t.token, t.logprob) for t in result.logprobs] == [("ok", -0.01)]
+
+
+async def test_a_cached_count_above_the_prompt_is_capped(model, fake_openai):
+    fake_openai.script("gpt-4.1-nano", Reply("ok", prompt_tokens=10, cached_tokens=50, completion_tokens=1))
+
+    result = await model.complete(REQUEST)
+
+    assert result.usage == TokenUsage(prompt_tokens=10, cached_tokens=10, completion_tokens=1)
+
+
+async def test_the_model_list_with_shutdown_dates(model, fake_openai):
+    fake_openai.models = {"gpt-4.1-nano": "2026-12-01", "gpt-4o": None}
+
+    listed = {m.id: m.shutdown_date for m in await model.list_models()}
+
+    assert listed == {"gpt-4.1-nano": date(2026, 12, 1), "gpt-4o": None}

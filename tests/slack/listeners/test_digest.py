@@ -1,0 +1,171 @@
+"""/frugal digest end to end: signed slash commands in, acks and posts out, subscriptions in the database."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.services.digest import Frequency
+from bot.slack.grammar import HELP_POINTER
+
+PARIS = ZoneInfo("Europe/Paris")
+ADMIN = "UADMIN"
+
+
+@pytest.fixture
+async def admin_frugal(start_frugal, migrated_url):
+    """Frugal with UADMIN as a Frugal admin, counting digest times in Paris."""
+    return await start_frugal(migrated_url, FRUGAL_ADMINS=ADMIN, FRUGAL_TIMEZONE="Europe/Paris")
+
+
+async def _say(frugal, text: str, *, user_id: str = ADMIN, channel_id: str = "C1") -> str:
+    response, _ = await frugal.command("/frugal", text, user_id=user_id, channel_id=channel_id, team_id="T0001")
+    assert response.status == 200
+    return (await response.json())["text"]
+
+
+def _next_monday_at(hour: int, minute: int) -> str:
+    now = datetime.now(PARIS)
+    day = now.date()
+    while True:
+        at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=PARIS)
+        if day.weekday() == 0 and at > now:
+            return f"{at:%a} {at.day} {at:%b} at {at:%H:%M}"
+        day += timedelta(days=1)
+
+
+async def test_an_admin_subscribes_and_is_told_when_the_first_digest_comes(admin_frugal):
+    answer = await _say(admin_frugal, "digest weekly 09:30")
+
+    assert answer == (
+        "Done: this channel will get a weekly cost digest every Monday at 09:30 (Europe/Paris), covering the "
+        f"previous Monday–Sunday. The first one comes {_next_monday_at(9, 30)}."
+    )
+    sub = await admin_frugal.container.digests.subscription("T0001", "C1")
+    assert (sub.frequency, f"{sub.send_time:%H:%M}", sub.created_by) == (Frequency.WEEKLY, "09:30", ADMIN)
+    # Anyone may ask what the channel gets.
+    status = await _say(admin_frugal, "digest", user_id="USOMEONE")
+    assert status.startswith("This channel gets a weekly cost digest every Monday at 09:30 (Europe/Paris)")
+    assert status.endswith(f"Next: {_next_monday_at(9, 30)}.")
+
+
+async def test_subscribing_again_changes_or_keeps_the_schedule(admin_frugal):
+    await _say(admin_frugal, "digest weekly")
+
+    same = await _say(admin_frugal, "digest WEEKLY 09:00")
+    changed = await _say(admin_frugal, "digest daily 18:05")
+
+    assert same.startswith("This channel already gets a weekly cost digest every Monday at 09:00")
+    assert changed.startswith("Done: this channel will get a daily cost digest every day at 18:05 (Europe/Paris)")
+    assert "(was: a weekly cost digest every Monday at 09:00 (Europe/Paris))" in changed
+    subs = await admin_frugal.container.digests.subscriptions()
+    assert [(s.channel_id, s.frequency) for s in subs] == [("C1", Frequency.DAILY)]
+
+
+async def test_off_stops_the_digests(admin_frugal):
+    await _say(admin_frugal, "digest daily 08:00")
+
+    off = await _say(admin_frugal, "digest off")
+    again = await _say(admin_frugal, "digest off")
+
+    assert off == "Digests are off for this channel (it got a daily cost digest every day at 08:00 (Europe/Paris), covering the previous day)."
+    assert again == "This channel has no digest subscription; nothing changed."
+    assert await admin_frugal.container.digests.subscription("T0001", "C1") is None
+
+
+@pytest.mark.parametrize("text", ["digest daily", "digest off", "digest now"])
+async def test_non_admins_are_refused_and_nothing_changes(admin_frugal, fake_slack, text):
+    answer = await _say(admin_frugal, text, user_id="UPLAIN")
+
+    assert answer == "Only Frugal admins and workspace admins can do that."
+    assert await admin_frugal.container.digests.subscriptions() == []
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+async def test_workspace_admins_may_subscribe(admin_frugal, fake_slack):
+    fake_slack.users["UOWNER"] = {"is_owner": True}
+
+    answer = await _say(admin_frugal, "digest daily", user_id="UOWNER")
+
+    assert answer.startswith("Done: this channel will get a daily cost digest every day at 09:00")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("digest daily 25:00", "`25:00` is not a time of day: use 24-hour HH:MM"),
+        ("digest weekly 9am", "`9am` is not a time of day: use 24-hour HH:MM"),
+        ("digest daily 09:60", "`09:60` is not a time of day"),
+        ("digest monthly", "Unknown digest option `monthly`."),
+        ("digest daily 09:00 17:00", "Give at most one time."),
+        ("digest off 09:00", "`off` takes no time."),
+    ],
+)
+async def test_bad_input_gets_the_usage_line_and_changes_nothing(admin_frugal, fake_slack, text, why):
+    answer = await _say(admin_frugal, text)
+
+    assert answer.startswith(why)
+    assert "Usage: `/frugal digest <daily|weekly|off> [HH:MM]`" in answer
+    assert answer.endswith(HELP_POINTER)
+    assert await admin_frugal.container.digests.subscriptions() == []
+    assert fake_slack.calls_to("users.info") == []  # refused before any admin lookup
+
+
+async def test_now_posts_this_weeks_digest_with_its_chart(admin_frugal, fake_slack, fake_openai):
+    _, name = await admin_frugal.command("/rewrite", "pls fix this", user_id="U7", channel_id="C1", team_id="T0001")
+    await fake_slack.await_calls(f"response_url:{name}")
+
+    answer = await _say(admin_frugal, "digest now")
+
+    assert answer == "Posting this channel's cost digest for this week so far…"
+    [post] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == "C1")
+    assert post.params["text"].startswith("Cost so far this week · ")
+    assert "over 1 request" in post.params["text"]
+    blocks = post.params["blocks"]
+    body = blocks if isinstance(blocks, str) else json.dumps(blocks, ensure_ascii=False)
+    assert "`gpt-4.1-nano`" in body and "estimate" in body
+    [complete] = await fake_slack.await_calls("files.completeUploadExternal")
+    assert complete.params["channel_id"] == "C1"
+    assert len(fake_slack.uploads) == 1
+    # `now` claims nothing: the scheduled digests are unaffected.
+    assert await admin_frugal.container.digests.subscriptions() == []
+
+
+async def test_now_for_a_daily_channel_covers_today(admin_frugal, fake_slack):
+    await _say(admin_frugal, "digest daily 07:00")
+
+    answer = await _say(admin_frugal, "digest now")
+
+    assert answer == "Posting this channel's cost digest for today so far…"
+    [post] = await fake_slack.await_calls("chat.postMessage")
+    assert post.params["text"].startswith("No Frugal usage in <#C1> so far today")
+
+
+async def test_now_tells_the_admin_when_slack_refuses(admin_frugal, fake_slack):
+    fake_slack.fail("chat.postMessage", status=200, headers={}, body={"ok": False, "error": "not_in_channel"})
+
+    response, name = await admin_frugal.command("/frugal", "digest now", user_id=ADMIN, channel_id="C1", team_id="T0001")
+
+    assert response.status == 200
+    [reply] = await fake_slack.await_calls(f"response_url:{name}")
+    assert reply.params["text"] == (
+        "The digest could not be posted: Frugal is not a member of this channel: invite it with "
+        "`/invite @Frugal`, then try again."
+    )
+    assert reply.params["response_type"] == "ephemeral"
+
+
+async def test_now_shows_the_channels_quota_use(admin_frugal, fake_slack):
+    await _say(admin_frugal, "quota set here 10 requests/day")
+    _, name = await admin_frugal.command("/rewrite", "pls fix this", user_id="U7", channel_id="C1", team_id="T0001")
+    await fake_slack.await_calls(f"response_url:{name}")
+
+    await _say(admin_frugal, "digest now")
+
+    [post] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == "C1")
+    blocks = post.params["blocks"]
+    body = blocks if isinstance(blocks, str) else json.dumps(blocks, ensure_ascii=False)
+    assert "*Quota*\\n• This channel, per day: 1 of 10 requests used (10%)" in body

@@ -1,0 +1,110 @@
+"""/usage end to end: a seeded ledger and a real quota, a signed /usage in, the ephemeral report on the fake Slack."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.infra.db.engine import make_sessionmaker
+from bot.infra.db.ledger import SqlLedger
+from bot.ports.ledger import LedgerEntry
+from bot.ports.quota import Period
+from bot.ports.quota_store import Scope
+from bot.services.quota_spec import parse_limit, period_start
+
+
+def _entry(at: datetime, model: str, cost: str | None, *, channel: str = "C0001", outcome: str = "ok",
+           tokens: tuple[int, int, int] = (1000, 200, 100), baseline: str | None = None) -> LedgerEntry:
+    return LedgerEntry(
+        team_id="T0001", channel_id=channel, user_id="U1", request_key=f"k-{at.isoformat()}-{model}", task="rewrite",
+        requested_model=model, served_model=model if outcome == "ok" else None,
+        prompt_tokens=tokens[0], cached_tokens=tokens[1], completion_tokens=tokens[2],
+        cost_usd=Decimal(cost) if cost is not None else None,
+        baseline_cost_usd=Decimal(baseline) if baseline is not None else None, energy_wh=None, latency_ms=4.0,
+        outcome=outcome, error_code=None if outcome == "ok" else "timeout", attempt=1, created_at=at,
+    )
+
+
+async def _seed(frugal, *entries: LedgerEntry) -> None:
+    ledger = SqlLedger(make_sessionmaker(frugal.container.engine))
+    for entry in entries:
+        await ledger.record(entry)
+
+
+async def _usage(frugal, fake_slack, channel: str = "C0001") -> tuple[str, str, list[dict]]:
+    response, name = await frugal.command("/usage", "", channel_id=channel)
+    assert response.status == 200
+    assert (await response.text()) == ""  # acked at once, answered after
+    [answer] = await fake_slack.await_calls(f"response_url:{name}")
+    assert answer.params["response_type"] == "ephemeral"
+    blocks = answer.params["blocks"]
+    texts = [b["text"]["text"] if "text" in b else b["elements"][0]["text"] for b in blocks]
+    return answer.params["text"], json.dumps(blocks, ensure_ascii=False), texts
+
+
+async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_cent(frugal, fake_slack):
+    now = datetime.now(timezone.utc)
+    utc = ZoneInfo("UTC")
+    month_start, day_start = period_start(Period.MONTH, now, utc), period_start(Period.DAY, now, utc)
+    if day_start == month_start:
+        pytest.skip("on the first day of a month there is no earlier day of it to seed")
+    earlier = day_start - timedelta(hours=1)
+    await _seed(
+        frugal,
+        _entry(now - timedelta(seconds=5), "gpt-4.1-nano", "0.505", baseline="2.005"),
+        _entry(now - timedelta(seconds=4), "gpt-4.1-nano", None, outcome="error", tokens=(0, 0, 0)),
+        _entry(now - timedelta(seconds=3), "local-llm", None, tokens=(10, 0, 5)),
+        _entry(earlier, "gpt-4o-mini", "0.75", tokens=(2000, 0, 500)),
+        _entry(earlier, "gpt-4.1-nano", "0.125"),
+        _entry(now - timedelta(seconds=5), "gpt-4.1-nano", "9", channel="C0002"),  # another channel
+        _entry(month_start - timedelta(minutes=1), "gpt-4.1-nano", "100"),  # last month
+    )
+    await frugal.container.quota.set_limit("T0001", Scope.CHANNEL, "C0001", parse_limit("$5/month"), set_by="UADMIN")
+
+    text, _, sections = await _usage(frugal, fake_slack)
+
+    assert text == "This channel this month: 4 requests, $1.38 + 1 request at an unknown price."
+    header, month, today, quotas, footer = sections
+    assert header.startswith("*Frugal usage of <#C0001>* — ")
+    assert month.splitlines() == [
+        f"*This month* (since 1 {month_start:%b})",
+        "4 requests · 4,010 tokens in (400 cached), 705 out · *$1.38 + 1 request at an unknown price*",
+        "• `gpt-4o-mini` — 1 request · 2,000 tokens in, 500 out · $0.75",
+        "• `gpt-4.1-nano` — 2 requests · 2,000 tokens in (400 cached), 200 out · $0.63",
+        "• `local-llm` — 1 request · 10 tokens in, 5 out · price unknown",
+        "_1 failed attempt, not charged; saved $1.50 against the baseline model_",
+    ]
+    assert today.splitlines() == [
+        f"*Today* (since {day_start.day} {day_start:%b} 00:00)",
+        "2 requests · 1,010 tokens in (200 cached), 105 out · *$0.505 + 1 request at an unknown price*",
+        "• `gpt-4.1-nano` — 1 request · 1,000 tokens in (200 cached), 100 out · $0.505",
+        "• `local-llm` — 1 request · 10 tokens in, 5 out · price unknown",
+        "_1 failed attempt, not charged; saved $1.50 against the baseline model_",
+    ]
+    assert quotas.startswith("*Quotas*\n• $1.38 of $5.00 per month used · *$3.62 left* · resets <!date^")
+    assert "{date_short_pretty} at {time}|" in quotas and quotas.endswith("_(this channel's own)_")
+    assert "counted in UTC" in footer
+
+
+async def test_a_quiet_channel_says_so_and_shows_the_default_quota(frugal, fake_slack):
+    await frugal.container.quota.set_limit("T0001", Scope.DEFAULT, "", parse_limit("200 requests/day"), set_by="UADMIN")
+
+    text, _, sections = await _usage(frugal, fake_slack, channel="C0009")
+
+    assert text == "This channel this month: 0 requests, $0.00."
+    assert sections[1].endswith("\nNo requests.") and sections[2].endswith("\nNo requests.")
+    assert sections[3].startswith("*Quotas*\n• 0 of 200 requests per day used · *200 requests left*")
+    assert sections[3].endswith("_(workspace default)_")
+
+
+async def test_without_quotas_the_report_says_none_apply(frugal, fake_slack):
+    await _seed(frugal, _entry(datetime.now(timezone.utc) - timedelta(seconds=2), "gpt-4.1-nano", "0.25"))
+
+    _, _, sections = await _usage(frugal, fake_slack)
+
+    assert sections[1].splitlines()[1] == "`gpt-4.1-nano`: 1 request · 1,000 tokens in (200 cached), 100 out · *$0.25*"
+    assert sections[3] == "*Quotas*\nNo quota applies to this channel."

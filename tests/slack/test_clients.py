@@ -1,0 +1,81 @@
+"""The Slack client factory against the fake Slack: 429s waited out (bounded), dropped connections retried."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+from slack_sdk.errors import SlackApiError
+
+from bot.slack.clients import (
+    CONNECTION_RETRIES,
+    MAX_RETRY_AFTER_S,
+    RATE_LIMIT_RETRIES,
+    retry_after_seconds,
+    web_client,
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": ["3"]}, 3.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"RETRY-AFTER": ["soon"]}, 1.0),
+        ({"Content-Type": ["application/json"]}, 1.0),
+        ({}, 1.0),
+    ],
+)
+def test_retry_after_is_read_from_list_or_plain_headers(headers, seconds):
+    assert retry_after_seconds(headers) == seconds
+
+
+async def test_a_fractional_retry_after_is_waited_out(fake_slack):
+    fake_slack.fail("chat.postMessage", 429, {"Retry-After": "0.2"})
+
+    response = await web_client("xoxb-test", fake_slack.api_url).chat_postMessage(channel="C1", text="hi")
+
+    assert response["ok"] is True
+    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+
+
+async def test_retries_on_429_are_bounded(fake_slack):
+    fake_slack.fail("chat.postMessage", 429, {"Retry-After": "0"}, times=RATE_LIMIT_RETRIES + 1)
+
+    with pytest.raises(SlackApiError) as raised:
+        await web_client("xoxb-test", fake_slack.api_url).chat_postMessage(channel="C1", text="hi")
+
+    assert raised.value.response["error"] == "ratelimited"
+    assert len(fake_slack.calls_to("chat.postMessage")) == RATE_LIMIT_RETRIES + 1
+
+
+async def test_a_retry_after_over_the_bound_fails_at_once(fake_slack):
+    fake_slack.fail("chat.postMessage", 429, {"Retry-After": str(MAX_RETRY_AFTER_S + 1)})
+    started = time.monotonic()
+
+    with pytest.raises(SlackApiError):
+        await web_client("xoxb-test", fake_slack.api_url).chat_postMessage(channel="C1", text="hi")
+
+    assert time.monotonic() - started < MAX_RETRY_AFTER_S
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_dropped_connections_are_retried_a_bounded_number_of_times():
+    accepted = 0
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.transport.abort()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(aiohttp.ClientError):
+            await web_client("xoxb-test", f"http://127.0.0.1:{port}/api/").auth_test()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert accepted == 1 + CONNECTION_RETRIES
