@@ -129,6 +129,8 @@ async def _sqlite():
 
 @dataclass
 class Result:
+    """One measured line of the table."""
+
     backend: str
     rows: int
     period: str

@@ -54,7 +54,8 @@ SERVERS = ("frugal", "baseline")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=int, default=200, help="virtual users, each with one command in flight")
+    parser.add_argument("--concurrency", type=_levels, default=[200],
+                        help="virtual users, each with one command in flight; a list (50,200) runs each in turn")
     parser.add_argument("--model-latency", type=float, default=1.0, help="seconds the fake OpenAI takes per answer")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
@@ -67,24 +68,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if unknown := set(args.servers) - set(SERVERS):
         parser.error(f"--servers: unknown {sorted(unknown)}; choose from {', '.join(SERVERS)}")
-    if args.concurrency < 1 or args.duration <= 0 or args.model_latency < 0 or args.warmup < 0:
-        parser.error("--concurrency must be ≥ 1, --duration > 0, --model-latency and --warmup ≥ 0")
+    if args.duration <= 0 or args.model_latency < 0 or args.warmup < 0:
+        parser.error("--duration must be > 0, --model-latency and --warmup ≥ 0")
     return args
 
 
-async def run_benchmark(args: argparse.Namespace, fakes: FakeProcesses, workdir: Path) -> dict[str, LoadResult]:
-    """Load each chosen server in turn, against the same fakes, and return its result."""
-    plan = LoadPlan(args.concurrency, args.warmup, args.duration, args.reply_timeout)
+def _levels(value: str) -> list[int]:
+    try:
+        levels = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {value!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("every concurrency must be ≥ 1")
+    return levels
+
+
+async def run_benchmark(
+    args: argparse.Namespace, fakes: FakeProcesses, workdir: Path
+) -> dict[int, dict[str, LoadResult]]:
+    """Load each chosen server at each concurrency, against the same fakes; a fresh process (and database) each time."""
     inbox = ReplyInbox(fakes.replies)
     env = slack_env(fakes.slack_api_url, fakes.openai_url)
-    results: dict[str, LoadResult] = {}
-    if "frugal" in args.servers:
-        async with database(args.database, workdir, args.postgres_url) as url:
-            async with frugal_server(env | {"DATABASE_URL": url}, workdir, args.output.parent) as target:
-                results["frugal"] = await drive(target, plan, inbox, fakes.response_url)
-    if "baseline" in args.servers:
-        async with baseline_server(env, workdir, args.output.parent) as target:
-            results["baseline"] = await drive(target, plan, inbox, fakes.response_url)
+    results: dict[int, dict[str, LoadResult]] = {}
+    for users in args.concurrency:
+        plan = LoadPlan(users, args.warmup, args.duration, args.reply_timeout)
+        level = results.setdefault(users, {})
+        if "frugal" in args.servers:
+            async with database(args.database, workdir, args.postgres_url) as url:
+                async with frugal_server(env | {"DATABASE_URL": url}, workdir, args.output.parent) as target:
+                    level["frugal"] = await drive(target, plan, inbox, fakes.response_url)
+        if "baseline" in args.servers:
+            async with baseline_server(env, workdir, args.output.parent) as target:
+                level["baseline"] = await drive(target, plan, inbox, fakes.response_url)
     return results
 
 
@@ -116,18 +131,25 @@ def summarize(result: LoadResult) -> dict[str, float | int | None]:
     }
 
 
-def markdown(args: argparse.Namespace, results: dict[str, LoadResult], load_before: tuple[float, ...]) -> str:
-    """The report: the table, the error breakdown, the machine and the command."""
+def markdown(args: argparse.Namespace, results: dict[int, dict[str, LoadResult]], load_before: tuple[float, ...]) -> str:
+    """The report: a table per concurrency, then the machine and the command."""
+    lines = [table(args, users, level) for users, level in results.items()]
+    lines += [machine(load_before), "", f"Command: `python bench/load.py {command_line(args)}`", ""]
+    return "\n".join(lines)
+
+
+def table(args: argparse.Namespace, users: int, results: dict[str, LoadResult]) -> str:
+    """One concurrency: the figures of each server, the errors, and which targets Frugal met."""
     figures = {name: summarize(result) for name, result in results.items()}
     names = [n for n in SERVERS if n in figures]
     titles = {"frugal": "Frugal (`frugal run`)", "baseline": "baseline (sync Bolt `App`, lazy listener)"}
-    ceiling = args.concurrency / args.model_latency if args.model_latency else float("inf")
+    ceiling = users / args.model_latency if args.model_latency else float("inf")
 
     def row(label: str, cell, target: str = "") -> str:
         return f"| {label} | " + " | ".join(cell(figures[n]) for n in names) + f" | {target} |"
 
     lines = [
-        f"### Load: {args.concurrency} concurrent users, model latency {args.model_latency:g} s, "
+        f"### Load: {users} concurrent users, model latency {args.model_latency:g} s, "
         f"{args.duration:g} s measured, {args.database}",
         "",
         "| | " + " | ".join(titles[n] for n in names) + " | target (Frugal) |",
@@ -147,19 +169,19 @@ def markdown(args: argparse.Namespace, results: dict[str, LoadResult], load_befo
             breakdown = dict(results[name].errors) | {"late or unmatched replies": results[name].unmatched_replies}
             lines.append(f"Errors, {name}: " + ", ".join(f"{k}: {v}" for k, v in breakdown.items() if v))
     if "frugal" in figures:
-        lines.append(verdict(figures["frugal"]))
-    lines += ["", machine(load_before), "", f"Command: `python bench/load.py {command_line(args)}`", ""]
-    return "\n".join(lines)
+        lines.append(verdict(figures["frugal"], ceiling))
+    return "\n".join(lines) + "\n"
 
 
-def verdict(frugal: dict[str, float | int | None]) -> str:
-    """One line: which targets Frugal met."""
+def verdict(frugal: dict[str, float | int | None], ceiling: float) -> str:
+    """One line: which targets Frugal met (replies/s only where the closed loop's ceiling reaches it)."""
     checks = [
-        ("replies/s", frugal["replies_per_s"] is not None and frugal["replies_per_s"] >= TARGET_REPLIES_PER_S),
         ("ack p99", frugal["ack_p99"] is not None and frugal["ack_p99"] <= TARGET_ACK_P99_MS),
         ("RSS", frugal["rss_mb"] is not None and frugal["rss_mb"] <= TARGET_RSS_MB),
         ("no errors", frugal["errors"] == 0),
     ]
+    if ceiling >= TARGET_REPLIES_PER_S:
+        checks.insert(0, ("replies/s", frugal["replies_per_s"] >= TARGET_REPLIES_PER_S))
     return "Frugal targets: " + ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in checks) + "."
 
 
@@ -181,7 +203,7 @@ def machine(load_before: tuple[float, ...]) -> str:
 def command_line(args: argparse.Namespace) -> str:
     """The options of this run, to rerun it."""
     return (
-        f"--concurrency {args.concurrency} --model-latency {args.model_latency:g} --duration {args.duration:g} "
+        f"--concurrency {','.join(map(str, args.concurrency))} --model-latency {args.model_latency:g} --duration {args.duration:g} "
         f"--warmup {args.warmup:g} --database {args.database}"
     )
 

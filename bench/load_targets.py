@@ -141,7 +141,7 @@ async def _wait_healthy(target: Target, path: str, method: str = "GET") -> None:
 async def database(kind: str, workdir: Path, postgres_url: str) -> AsyncIterator[str]:
     """A DATABASE_URL for one run: a temp SQLite file, or a throwaway PostgreSQL database dropped afterwards."""
     if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'frugal-bench.db'}"
+        yield f"sqlite:///{workdir / f'frugal-bench-{uuid.uuid4().hex[:8]}.db'}"
         return
     name = f"frugal_bench_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(postgres_url)

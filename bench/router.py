@@ -1,10 +1,12 @@
 """The router's overhead over a bare AsyncOpenAI call, and answer times with the primary down; prints markdown.
 
 Both sides call the same local fake OpenAI server (tests/fakes/openai_server.py, real HTTP on
-127.0.0.1, no added latency), sequentially, one request at a time, taking turns call by call so
-that drift in machine load hits every side alike:
+127.0.0.1, no added latency), sequentially, one request at a time, taking turns call by call (each
+side leading in turn) so that drift in machine load hits every side alike:
 
-- bare: `AsyncOpenAI(max_retries=0).chat.completions.create(...)`, nothing else;
+- bare: `AsyncOpenAI(max_retries=0).chat.completions.create(...)`, nothing else, on the aiohttp
+  transport Frugal's adapter uses (`openai.DefaultAioHttpClient`) — the baseline of the overhead
+  figures; the library's default httpx transport is shown too, for reference only;
 - router, no-op ledger: `ModelRouter.complete` with a ledger that drops its entries — the
   router's own work (chain, health board, request mapping, error classification, pricing,
   energy, fallback note);
@@ -41,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
-from openai import AsyncOpenAI  # noqa: E402
+from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.catalog import Catalog  # noqa: E402
@@ -61,6 +63,8 @@ MESSAGES = ({"role": "system", "content": "Rewrite the message so it is clear."}
 CTX = CallContext(team_id="T1", channel_id="C1", user_id="U1", request_key="bench", task="rewrite")
 REQUEST = CompletionRequest(messages=MESSAGES, max_tokens=64)
 TARGET_MS, TARGET_SHARE = 2.0, 0.05
+BARE = "bare AsyncOpenAI (aiohttp transport, as Frugal's adapter)"
+BARE_HTTPX = "bare AsyncOpenAI (httpx, the library's default; reference only)"
 
 
 class NoLedger:
@@ -85,13 +89,13 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
     """Per-call milliseconds of each side, the sides taking turns call by call after a warm-up."""
     catalog = Catalog.load()
     async with AsyncExitStack() as stack:
-        bare_client = AsyncOpenAI(api_key="sk-bench", base_url=api_url, max_retries=0, timeout=30)
-        stack.push_async_callback(bare_client.close)
-        sides: dict[str, Callable[[], Awaitable[object]]] = {
-            "bare AsyncOpenAI": lambda: bare_client.chat.completions.create(
+        sides: dict[str, Callable[[], Awaitable[object]]] = {}
+        for name, http_client in ((BARE, DefaultAioHttpClient(timeout=30)), (BARE_HTTPX, None)):
+            client = AsyncOpenAI(api_key="sk-bench", base_url=api_url, max_retries=0, timeout=30, http_client=http_client)
+            stack.push_async_callback(client.close)
+            sides[name] = lambda client=client: client.chat.completions.create(
                 model=CHAIN[0], messages=list(MESSAGES), max_tokens=64, temperature=0.2
-            ),
-        }
+            )
         for name, db_url in {"no-op": None, **databases}.items():
             chat = OpenAIChatModel(api_key="sk-bench", base_url=api_url, timeout=30)
             stack.push_async_callback(chat.close)
@@ -110,8 +114,10 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
         for call in sides.values():  # warm-up: connections, imports, database files
             for _ in range(50):
                 await call()
-        for _ in range(calls):
-            for name, call in sides.items():
+        order = list(sides.items())
+        for turn in range(calls):
+            # Each side leads in turn, so going first (or last) in a round favours none.
+            for name, call in order[turn % len(order):] + order[: turn % len(order)]:
                 samples[name].append(await _timed(call))
     return samples
 
@@ -139,8 +145,8 @@ async def primary_down(fake: FakeOpenAI, requests: int) -> tuple[list[float], li
 
 def render(samples: dict[str, list[float]], before: list[float], after: list[float]) -> str:
     """The markdown section: overhead table, verdict, and the primary-down table."""
-    bare = statistics.median(samples["bare AsyncOpenAI"])
-    bare_p99 = _percentile(samples["bare AsyncOpenAI"], 0.99)
+    bare = statistics.median(samples[BARE])
+    bare_p99 = _percentile(samples[BARE], 0.99)
     lines = [
         "| path | calls | median ms | p99 ms | median overhead vs bare | p99 overhead |",
         "|---|---|---|---|---|---|",
@@ -148,16 +154,16 @@ def render(samples: dict[str, list[float]], before: list[float], after: list[flo
     verdicts = []
     for name, values in samples.items():
         median, p99 = statistics.median(values), _percentile(values, 0.99)
-        if name == "bare AsyncOpenAI":
+        if name in (BARE, BARE_HTTPX):
             lines.append(f"| {name} | {len(values):,} | {median:.2f} | {p99:.2f} | — | — |")
             continue
         extra = median - bare
         lines.append(
             f"| {name} | {len(values):,} | {median:.2f} | {p99:.2f} | "
-            f"+{extra:.2f} ms ({extra / bare:+.0%}) | +{p99 - bare_p99:.2f} ms |"
+            f"{extra:+.2f} ms ({extra / bare:+.0%}) | {p99 - bare_p99:+.2f} ms |"
         )
         met = extra <= TARGET_MS or extra <= TARGET_SHARE * bare
-        verdicts.append(f"{name}: {'met' if met else 'NOT met'} (+{extra:.2f} ms, {extra / bare:+.1%})")
+        verdicts.append(f"{name}: {'met' if met else 'NOT met'} ({extra:+.2f} ms, {extra / bare:+.1%})")
     lines += ["", f"Target: median overhead within 5% or 2 ms. " + "; ".join(verdicts) + ".", ""]
     lines += [
         "| primary (gpt-4.1-nano) answering HTTP 500 | requests | median ms | p99 ms |",

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.catalog import Catalog, format_usd, worst_case_cost_usd
+from bot.catalog import Catalog, worst_case_cost_usd
 from bot.ports.completion import CallContext, Completer, Completion, CompletionFailed, CompletionRequest
 from bot.ports.quota import Metric, Period, QuotaUse
 from bot.ports.quota_store import (

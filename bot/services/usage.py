@@ -36,11 +36,6 @@ class UsageTotals:
     failed: int  # failed attempts: nothing was charged for them
     recent: bool = False  # True: rows at or after the split instant
 
-    @property
-    def tokens(self) -> int:
-        """Prompt plus completion tokens."""
-        return self.prompt_tokens + self.completion_tokens
-
 
 class UsageQueries(Protocol):
     """The ledger aggregations usage reports need."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -69,9 +70,10 @@ def retry_after_seconds(headers: Mapping[str, Any]) -> float:
     for name, value in headers.items():
         if name.lower() == "retry-after" and value:
             try:
-                return float(value[0] if isinstance(value, list) else value)
+                seconds = float(value[0] if isinstance(value, list) else value)
             except ValueError:
                 return 1.0
+            return 1.0 if math.isnan(seconds) else max(seconds, 0.0)
     return 1.0
 
 

@@ -18,6 +18,8 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Up to 10^12 tokens, USD to 9 places (as bot.infra.db.quota_tables.QuotaAmount).
+_AMOUNT = sa.Numeric(24, 9)
 
 # The limits that apply to a request: the channel's own, the user's, and each default the
 # channel has no own limit of the same metric and period for. `l` is quota_limits.
@@ -178,7 +180,7 @@ def upgrade() -> None:
         sa.Column("target", sa.String(32), nullable=False),
         sa.Column("metric", sa.String(16), nullable=False),
         sa.Column("period", sa.String(16), nullable=False),
-        sa.Column("amount", Money, nullable=False),
+        sa.Column("amount", _AMOUNT, nullable=False),
         sa.Column("set_by", sa.String(32), nullable=False),
         sa.Column("set_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_limits")),
@@ -195,8 +197,8 @@ def upgrade() -> None:
         sa.Column("metric", sa.String(16), nullable=False),
         sa.Column("period", sa.String(16), nullable=False),
         sa.Column("period_start", UtcDateTime(), nullable=False),
-        sa.Column("used", Money, nullable=False),
-        sa.Column("reserved", Money, nullable=False),
+        sa.Column("used", _AMOUNT, nullable=False),
+        sa.Column("reserved", _AMOUNT, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_counters")),
         sa.UniqueConstraint(
             "team_id", "scope", "counted", "metric", "period", "period_start",

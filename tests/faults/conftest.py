@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,6 +36,25 @@ class StepClock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
+
+
+async def settle_listeners(timeout: float = 10.0) -> None:
+    """Wait for Bolt's listeners still running after their ack (and their once-only bookkeeping)."""
+    running = [task for task in asyncio.all_tasks() if _runs_in_bolt(task)]
+    if running:
+        await asyncio.wait(running, timeout=timeout)
+
+
+def _runs_in_bolt(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "slack_bolt" in code.co_filename
+
+
+@pytest.fixture(autouse=True)
+async def _settled(start_frugal) -> AsyncIterator[None]:
+    # Torn down before start_frugal: no listener may still be writing when the database is closed.
+    yield
+    await settle_listeners()
 
 
 @pytest.fixture

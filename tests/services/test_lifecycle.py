@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 
@@ -16,6 +19,7 @@ from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.chat import RemoteModel
 from bot.ports.model_status import ModelHealth
 from bot.services.lifecycle import LifecycleService, check_model_ids, list_remote_models, resolve_baseline
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.openai_server import Fail
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -156,7 +160,11 @@ async def test_an_unreachable_endpoint_at_start_is_noted_not_fatal():
     finally:
         await lister.close()
 
-    assert report.listing_problem == "the endpoint could not be reached (APIConnectionError)"
+    # Refused at once, or (on a very busy machine) timed out: either way, unreachable.
+    assert report.listing_problem in (
+        "the endpoint could not be reached (APIConnectionError)",
+        "the endpoint could not be reached (APITimeoutError)",
+    )
     assert report.models[0].listed is None
 
 
@@ -256,3 +264,25 @@ def test_the_baseline_defaults_to_the_catalogs_and_accepts_aliases():
     assert resolve_baseline(catalog, "4.1") == "gpt-4.1"
     with pytest.raises(ConfigError, match="FRUGAL_BASELINE_MODEL: unknown model 'gpt-4oo' — did you mean 'gpt-4o'"):
         resolve_baseline(catalog, "gpt-4oo")
+
+
+# --- `frugal run` ------------------------------------------------------------------------------
+
+
+def test_frugal_run_refuses_to_start_with_a_misspelled_model(tmp_path, fake_openai, fake_slack):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
+    env.update(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake_openai.api_url, FRUGAL_MODELS="gpt_4_1_nano,gpt-4o-mini",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'frugal.db'}", PORT=_closed_port_url().rsplit(":", 1)[1].split("/")[0],
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "frugal: FRUGAL_MODELS: unknown model 'gpt_4_1_nano' — did you mean 'gpt-4.1-nano'?"
+    )
+    assert "Traceback" not in result.stderr

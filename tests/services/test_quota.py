@@ -21,7 +21,7 @@ from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.db.tables import LedgerRow
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.completion import CallContext, CompletionFailed, CompletionRequest
-from bot.ports.quota import Metric, Period
+from bot.ports.quota import Metric
 from bot.ports.quota_store import Scope
 from bot.router.router import ModelRouter
 from bot.services.quota import QuotaExceeded, QuotaService, prompt_token_bound
@@ -279,19 +279,22 @@ async def test_default_and_user_limits_apply_and_the_tightest_decides(start_proc
     assert len(fake_openai.requests) == 5
 
 
-async def test_a_failed_call_is_released_and_a_cancelled_one_too(start_process, fake_openai):
+async def test_a_cancelled_call_and_a_failed_one_are_released(start_process, fake_openai):
     process = await start_process(chain=("gpt-4.1-nano",))
     await process.quota.set_limit(TEAM, Scope.CHANNEL, CHANNEL, parse_limit("2 requests/day"), set_by="U9")
-    fake_openai.script("gpt-4.1-nano", Fail.insufficient_quota())
-    with pytest.raises(CompletionFailed):
-        await process.gated.complete(ctx("command:1"), REQUEST)
     fake_openai.latency = 5
-    call = asyncio.create_task(process.gated.complete(ctx("command:2"), REQUEST))
-    while not fake_openai.requests[1:]:
-        await asyncio.sleep(0.01)
+    call = asyncio.create_task(process.gated.complete(ctx("command:1"), REQUEST))
+    async with asyncio.timeout(5):
+        while not fake_openai.requests:
+            await asyncio.sleep(0.01)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+    fake_openai.latency = 0
+    fake_openai.script("gpt-4.1-nano", Fail.insufficient_quota())
+    with pytest.raises(CompletionFailed):
+        await process.gated.complete(ctx("command:2"), REQUEST)
+    assert len(fake_openai.requests) == 2
     use = await the_quota(process, Metric.REQUESTS)
     assert (use.used, use.reserved) == (0, 0)
 

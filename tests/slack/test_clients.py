@@ -13,6 +13,7 @@ from bot.slack.clients import (
     CONNECTION_RETRIES,
     MAX_RETRY_AFTER_S,
     RATE_LIMIT_RETRIES,
+    RetryingRespond,
     retry_after_seconds,
     web_client,
 )
@@ -24,6 +25,9 @@ from bot.slack.clients import (
         ({"Retry-After": ["3"]}, 3.0),
         ({"retry-after": "0.5"}, 0.5),
         ({"RETRY-AFTER": ["soon"]}, 1.0),
+        ({"Retry-After": "nan"}, 1.0),
+        ({"Retry-After": "-3"}, 0.0),
+        ({"Retry-After": "inf"}, float("inf")),
         ({"Content-Type": ["application/json"]}, 1.0),
         ({}, 1.0),
     ],
@@ -79,3 +83,23 @@ async def test_dropped_connections_are_retried_a_bounded_number_of_times():
         server.close()
         await server.wait_closed()
     assert accepted == 1 + CONNECTION_RETRIES
+
+
+async def test_respond_posts_again_after_a_throttle(fake_slack):
+    fake_slack.fail("response_url:r1", 429, {"Retry-After": "0"})
+
+    response = await RetryingRespond(response_url=fake_slack.response_url("r1"))(text="the answer")
+
+    assert response.status_code == 200
+    assert [c.params["text"] for c in fake_slack.calls_to("response_url:r1")] == ["the answer"] * 2
+
+
+async def test_respond_gives_up_after_bounded_throttles_and_says_so(fake_slack, caplog):
+    fake_slack.fail("response_url:r2", 429, {"Retry-After": "0"}, times=RATE_LIMIT_RETRIES + 1)
+
+    response = await RetryingRespond(response_url=fake_slack.response_url("r2"))(text="the answer")
+
+    assert response.status_code == 429
+    assert len(fake_slack.calls_to("response_url:r2")) == RATE_LIMIT_RETRIES + 1
+    assert "refused (HTTP 429)" in caplog.text
+    assert "the answer" not in caplog.text

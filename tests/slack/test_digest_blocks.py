@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from bot.services.digest import Energy, Savings
+from bot.services.digest import Energy
 from bot.slack.digest_blocks import SECTION_TEXT_LIMIT, digest_message
 from tests.slack.digest_sample import sample_digest
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
+
+# Limits and counters of any metric: up to 10^12 tokens (quota_spec.MAX_AMOUNT), USD to 9 places.
+QuotaAmount = Numeric(24, 9, asdecimal=True)
 
 
 class QuotaLimitRow(Base):
@@ -22,7 +25,7 @@ class QuotaLimitRow(Base):
     target: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(16))
     period: Mapped[str] = mapped_column(String(16))
-    amount: Mapped[Decimal]
+    amount: Mapped[Decimal] = mapped_column(QuotaAmount)
     set_by: Mapped[str] = mapped_column(String(32))
     set_at: Mapped[datetime]
 
@@ -45,8 +48,8 @@ class QuotaCounterRow(Base):
     metric: Mapped[str] = mapped_column(String(16))
     period: Mapped[str] = mapped_column(String(16))
     period_start: Mapped[datetime]
-    used: Mapped[Decimal]
-    reserved: Mapped[Decimal]
+    used: Mapped[Decimal] = mapped_column(QuotaAmount)
+    reserved: Mapped[Decimal] = mapped_column(QuotaAmount)
 
     __table_args__ = (UniqueConstraint("team_id", "scope", "counted", "metric", "period", "period_start"),)
 

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from bot.services.classify import InvalidLabels
 from bot.slack import classify_blocks
+from bot.slack.grammar import HELP_POINTER
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
     from bot.slack.listeners.frugal import FrugalRequest
 
 LABELS_USAGE = (
     "Usage: `/frugal labels` shows this channel's labels; `/frugal labels set a, b, c` sets them (admins); "
-    "`/frugal labels clear` goes back to the default set (admins)."
+    "`/frugal labels clear` goes back to the default set (admins). " + HELP_POINTER
 )
 
 

@@ -20,7 +20,7 @@ from bot.infra.db.quota_tables import QuotaCounterRow, QuotaHoldRow, QuotaReserv
 from bot.ports.ledger import LedgerEntry
 from bot.ports.quota import Metric, Period
 from bot.ports.quota_store import DuplicateReservation, Level, LimitRecord, ReserveRequest, Scope, Usage
-from bot.services.quota_spec import period_starts
+from bot.services.quota_spec import MAX_AMOUNT, period_starts
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -246,3 +246,10 @@ async def test_concurrent_reserves_hold_exactly_the_limit(migrated_url, replicas
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_the_largest_limits_fit_the_columns(store):
+    for metric, amount in MAX_AMOUNT.items():
+        await set_limit(store, Scope.CHANNEL, CHANNEL, metric, Period.MONTH, amount)
+    held = await store.reserve(request())
+    assert held.held and {c.limit.amount for c in held.counters} == set(MAX_AMOUNT.values())
