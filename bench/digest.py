@@ -103,7 +103,7 @@ def _sqlite_insert(n: int) -> str:
 @asynccontextmanager
 async def _postgres():
     base = make_url(normalize_database_url(os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"))
-    name = f"frugal_bench_{uuid.uuid4().hex[:10]}"
+    name = f"frugal_bench_digest_{uuid.uuid4().hex[:8]}"
 
     async def admin() -> asyncpg.Connection:
         return await asyncpg.connect(

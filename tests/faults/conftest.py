@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,13 +24,11 @@ class StepClock:
     """The router's wall time: moves only when the test says, or when the router sleeps between retries."""
 
     now: datetime = START
-    slept: list[timedelta] = field(default_factory=list)
 
     def __call__(self) -> datetime:
         return self.now
 
     async def sleep(self, delay: timedelta) -> None:
-        self.slept.append(delay)
         self.now += delay
         await asyncio.sleep(0)
 
@@ -69,15 +67,6 @@ async def ledger_rows(frugal) -> list[Any]:
     """Every ledger row, oldest first."""
     async with frugal.container.engine.connect() as conn:
         return list((await conn.execute(select(LedgerRow).order_by(LedgerRow.id))).all())
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll `predicate` without blocking the loop; AssertionError after `timeout` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def context_text(blocks: list[dict[str, Any]]) -> str:

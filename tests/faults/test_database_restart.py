@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from bot.infra.db.migrate import upgrade
 from bot.slack.app import UNEXPECTED_ERROR
 from tests.conftest import postgres_database
-from tests.faults.conftest import ledger_rows, wait_until
+from tests.faults.conftest import ledger_rows
 from tests.faults.tcp_proxy import RestartableProxy
 
 DOWN_FOR_S = 3.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -43,6 +44,9 @@ class SqlQuotaStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite's busy handler backs off in sleeps of up to 100 ms; queueing this process's quota
+        # writers here first keeps them off it (other processes still queue on BEGIN IMMEDIATE).
+        self._sqlite_writer = asyncio.Lock()
 
     # --- reserve, settle, release, expire ---------------------------------------------------
 
@@ -246,7 +250,7 @@ class SqlQuotaStore:
     async def _immediate(self) -> AsyncIterator[AsyncConnection]:
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so read-then-write is serialized
         # across processes; the driver's own deferred BEGIN would let two readers race.
-        async with self._engine.connect() as conn:
+        async with self._sqlite_writer, self._engine.connect() as conn:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
