@@ -127,7 +127,7 @@ def summarize(result: LoadResult) -> dict[str, float | int | None]:
         "cpu_ms": result.cpu_seconds * 1000 / len(replies) if replies else None,
         "rss_mb": result.peak_rss_mb,
         "sent": len(result.samples),
-        "errors": sum(result.errors.values()) + result.unmatched_replies,
+        "errors": sum(result.errors.values()) + result.duplicate_replies + result.late_replies,
     }
 
 
@@ -165,8 +165,11 @@ def table(args: argparse.Namespace, users: int, results: dict[str, LoadResult]) 
         "",
     ]
     for name in names:
-        if results[name].errors or results[name].unmatched_replies:
-            breakdown = dict(results[name].errors) | {"late or unmatched replies": results[name].unmatched_replies}
+        result = results[name]
+        if result.errors or result.duplicate_replies or result.late_replies:
+            breakdown = dict(result.errors) | {
+                "duplicate replies": result.duplicate_replies, "replies after their request gave up": result.late_replies
+            }
             lines.append(f"Errors, {name}: " + ", ".join(f"{k}: {v}" for k, v in breakdown.items() if v))
     if "frugal" in figures:
         lines.append(verdict(figures["frugal"], ceiling))

@@ -37,7 +37,8 @@ class LoadResult:
     window: tuple[float, float]
     cpu_seconds: float
     peak_rss_mb: float
-    unmatched_replies: int = 0
+    duplicate_replies: int = 0
+    late_replies: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -47,7 +48,9 @@ class ReplyInbox:
     def __init__(self, pipe: Connection) -> None:
         self.pipe = pipe
         self._waiting: dict[str, asyncio.Future[ReplyArrival]] = {}
-        self.unmatched = 0
+        self._answered: set[str] = set()
+        self.duplicates = 0
+        self.late = 0
 
     def expect(self, name: str) -> asyncio.Future[ReplyArrival]:
         """A future resolved when a reply to response URL ``name`` arrives."""
@@ -56,7 +59,7 @@ class ReplyInbox:
         return future
 
     def forget(self, name: str) -> None:
-        """Stop waiting for ``name`` (a late reply then counts as unmatched)."""
+        """Stop waiting for ``name`` (a reply arriving later counts as late)."""
         self._waiting.pop(name, None)
 
     def drain_pipe(self) -> None:
@@ -65,10 +68,13 @@ class ReplyInbox:
             while self.pipe.poll():
                 arrival: ReplyArrival = self.pipe.recv()
                 future = self._waiting.pop(arrival.name, None)
-                if future is None or future.done():
-                    self.unmatched += 1
+                if arrival.name in self._answered:
+                    self.duplicates += 1
+                elif future is None or future.done():
+                    self.late += 1
                 else:
                     future.set_result(arrival)
+                self._answered.add(arrival.name)
         except EOFError:
             # The fake Slack is gone: no reply can come any more, so every waiting request fails now.
             asyncio.get_running_loop().remove_reader(self.pipe.fileno())
@@ -91,6 +97,7 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
     """Run ``plan`` against ``target``; requests stop at the window's end, then in-flight ones finish or time out."""
     loop = asyncio.get_running_loop()
     loop.add_reader(inbox.pipe.fileno(), inbox.drain_pipe)
+    duplicates_before, late_before = inbox.duplicates, inbox.late
     start = time.time()
     window = (start + plan.warmup, start + plan.warmup + plan.duration)
     samples: list[Sample] = []
@@ -111,7 +118,8 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
     for sample in samples:
         if sample.error is not None:
             errors[sample.error] = errors.get(sample.error, 0) + 1
-    return LoadResult(samples, window, cpu_seconds, target.peak_rss_mb(), inbox.unmatched, errors)
+    duplicates, late = inbox.duplicates - duplicates_before, inbox.late - late_before
+    return LoadResult(samples, window, cpu_seconds, target.peak_rss_mb(), duplicates, late, errors)
 
 
 async def _cpu_over(target: Target, window: tuple[float, float]) -> float:

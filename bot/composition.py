@@ -152,10 +152,7 @@ async def usage_reports(settings: Settings) -> AsyncIterator[UsageService]:
     """Usage reports alone, for `frugal usage`: a database engine, and no Slack or OpenAI client."""
     engine = make_engine(settings.database_url)
     try:
-        quotas = QuotaService(
-            SqlQuotaStore(engine), Catalog.load(settings.catalog_file), tuple(settings.models), tz=settings.timezone
-        )
-        yield _usage_service(settings, make_sessionmaker(engine), quotas=quotas)
+        yield _usage_service(settings, make_sessionmaker(engine), quotas=None)
     finally:
         await engine.dispose()
 

@@ -17,7 +17,7 @@ from bot.slack.once import DeliveryClaims, install_once_only
 
 log = logging.getLogger(__name__)
 
-UNEXPECTED_ERROR = "Sorry, something went wrong on Frugal's side; nothing was charged. Please try again."
+UNEXPECTED_ERROR = "Sorry, something went wrong on Frugal's side. Please try again in a moment."
 
 
 def build_bolt_app(settings: Settings, deps: SlackDeps, deliveries: DeliveryClaims, **bolt_options: Any) -> AsyncApp:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
 
 from bench.load import main, percentile, summarize
-from bench.load_driver import LoadResult, Sample
+from bench.load_driver import LoadResult, ReplyInbox, Sample
+from bench.load_fakes import ReplyArrival
 
 
 def test_percentile_is_the_nearest_rank():
@@ -28,7 +30,8 @@ def test_summary_counts_only_good_replies_inside_the_window():
         Sample(sent=9.0, acked=9.01, replied=10.2, error="reply is not the rewrite"),
     ]
     result = LoadResult(samples, window=(10.0, 20.0), cpu_seconds=0.02, peak_rss_mb=80.0,
-                        unmatched_replies=1, errors={"no reply in time": 1, "reply is not the rewrite": 1})
+                        duplicate_replies=1, late_replies=0,
+                        errors={"no reply in time": 1, "reply is not the rewrite": 1})
 
     figures = summarize(result)
 
@@ -55,3 +58,18 @@ def test_a_short_run_answers_every_command_of_both_servers(tmp_path, capsys):
     assert rows["errors / commands sent"][0].startswith("0 / ")
     assert rows["errors / commands sent"][1].startswith("0 / ")
     assert (tmp_path / "load-frugal.log").exists() and (tmp_path / "load-baseline.log").exists()
+
+
+async def test_the_inbox_matches_replies_and_counts_duplicates_and_late_ones():
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    inbox = ReplyInbox(receiving)
+    waiting = inbox.expect("frugal-1")
+    inbox.expect("frugal-2")
+    inbox.forget("frugal-2")  # its request gave up
+    for name in ("frugal-1", "frugal-1", "frugal-2"):
+        sending.send(ReplyArrival(name, 1.0, "text"))
+
+    inbox.drain_pipe()
+
+    assert waiting.result().name == "frugal-1"
+    assert (inbox.duplicates, inbox.late) == (1, 1)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bot.catalog import TokenUsage
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.chat import ChatRequest, ErrorKind, ModelCallError
-from tests.fakes.openai_server import Fail, Reply
+from tests.fakes.openai_server import Drop, Fail, Hang, Reply
 
 REQUEST = ChatRequest(model="gpt-4.1-nano", messages=({"role": "user", "content": "hi"},), max_tokens=20)
 
@@ -92,8 +91,6 @@ async def test_retry_after_as_an_http_date(model, fake_openai):
 
 
 async def test_a_timeout_and_a_dropped_connection(fake_openai):
-    from tests.fakes.openai_server import Drop, Hang
-
     chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=0.2)
     try:
         fake_openai.script("gpt-4.1-nano", Hang(2.0), Drop())

@@ -95,6 +95,9 @@ def parse_mention(text: str, bot_user_id: str | None) -> tuple[str, str]:
 
 async def on_mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
     """app_mention: dispatch on the first word; unknown requests get a short help."""
+    if not event.get("user"):
+        # Posted by a bot or a workflow (bot_id only): answering it could start a loop between bots.
+        return
     verb, rest = parse_mention(event.get("text", ""), context.bot_user_id)
     mention = Mention(
         team_id=context.team_id or body["team_id"],

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ports.completion import CallContext, CompletionFailed
 from bot.services.errors import InvalidInput
-from bot.services.rewrite import RewriteService
+from bot.services.rewrite import STYLES, RewriteService
 from bot.slack import blocks
 from bot.slack.deps import deps_of
 from bot.slack.failures import failure_text
@@ -57,6 +57,10 @@ async def try_style(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
     """'Try another style': rewrite the original text again in the chosen style."""
     await ack()
     style = action["action_id"].removeprefix(blocks.STYLE_ACTION_PREFIX)
+    if style not in STYLES:
+        # A button on an older answer, for a style that has since been renamed or removed.
+        await respond(text=f"That style is no longer offered. {REWRITE_USAGE}", response_type="ephemeral", replace_original=False)
+        return
     ctx = CallContext(
         team_id=body["team"]["id"],
         channel_id=body["channel"]["id"],

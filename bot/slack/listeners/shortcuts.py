@@ -31,6 +31,7 @@ CLASSIFY_SHORTCUT_USAGE = (
     "*Classify with Frugal* picks one of this channel's labels (or the default set) for a message's text; "
     "for labels of your own use `/classify [label, label, ...] text`. " + HELP_POINTER
 )
+STALE_BUTTON = "This button is from an older version of Frugal. Please run the shortcut on the message again."
 NOT_IN_CHANNEL = "I can't post in this channel yet: invite me with `/invite @Frugal`, then press the button again."
 # Who asked, shown under an answer posted from a private one.
 CREDITS = {"rewrite": "Rewritten with Frugal for <@{user}>", "classify": "Classified with Frugal for <@{user}>"}
@@ -146,14 +147,20 @@ async def post_in_thread(
 ) -> None:
     """Post in thread: post the private answer in the message's thread, saying who asked."""
     await ack()
-    post = json.loads(action["value"])
-    credit = CREDITS[post["k"]].format(user=body["user"]["id"])
+    try:
+        post = json.loads(action["value"])
+        credit = CREDITS[post["k"]].format(user=body["user"]["id"])
+        thread_ts, text = str(post["ts"]), str(post["t"])
+    except (ValueError, KeyError, TypeError):
+        # A button made by an older version of Frugal, whose value has another shape.
+        await respond(text=STALE_BUTTON, response_type="ephemeral", replace_original=False)
+        return
     try:
         await client.chat_postMessage(
             channel=body["channel"]["id"],
-            thread_ts=post["ts"],
-            text=post["t"],
-            blocks=blocks.posted_in_thread(post["t"], credit),
+            thread_ts=thread_ts,
+            text=text,
+            blocks=blocks.posted_in_thread(text, credit),
         )
     except SlackApiError as err:
         if err.response.get("error") not in blocks.NOT_A_MEMBER_ERRORS:
