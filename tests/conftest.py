@@ -19,6 +19,7 @@ from bot.composition import Container, build_container
 from bot.config import Settings, load_settings, normalize_database_url
 from bot.infra.db.migrate import upgrade
 from bot.web.server import build_web_app
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import sign_request
@@ -181,6 +182,8 @@ async def start_frugal(
         return RunningFrugal(url=f"http://127.0.0.1:{port}", container=container, http=http, fake_slack=fake_slack)
 
     yield start
+    # No listener may still be writing when its database is closed.
+    await settle_listeners()
     for runner, container, http in started:
         await http.close()
         await runner.cleanup()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from bot import composition
 from bot.infra.db.tables import LedgerRow
 from bot.router.router import ModelRouter
+from tests.bolt_tasks import settle_listeners  # noqa: F401  (used by the fault tests)
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -34,25 +34,6 @@ class StepClock:
 
     def advance(self, **kwargs: float) -> None:
         self.now += timedelta(**kwargs)
-
-
-async def settle_listeners(timeout: float = 10.0) -> None:
-    """Wait for Bolt's listeners still running after their ack (and their once-only bookkeeping)."""
-    running = [task for task in asyncio.all_tasks() if _runs_in_bolt(task)]
-    if running:
-        await asyncio.wait(running, timeout=timeout)
-
-
-def _runs_in_bolt(task: asyncio.Task[Any]) -> bool:
-    code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and "slack_bolt" in code.co_filename
-
-
-@pytest.fixture(autouse=True)
-async def _settled(start_frugal) -> AsyncIterator[None]:
-    # Torn down before start_frugal: no listener may still be writing when the database is closed.
-    yield
-    await settle_listeners()
 
 
 @pytest.fixture

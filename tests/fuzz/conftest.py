@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.conftest import settle_listeners
 
 # Where an exception no listener handled ends up: Frugal's Bolt error handler, and Bolt's own logger.
 ERROR_LOGGERS = ("bot.slack.app", "frugal.bolt")
@@ -31,13 +30,6 @@ class ErrorWatch(logging.Handler):
         ]
         self.records.clear()
         return seen
-
-
-@pytest.fixture(autouse=True)
-async def _settled(start_frugal) -> AsyncIterator[None]:
-    # Torn down before start_frugal: no listener may still be writing when the database is closed.
-    yield
-    await settle_listeners()
 
 
 @pytest.fixture
