@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -29,16 +25,14 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
 from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.catalog import Catalog  # noqa: E402
-from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.digest_queries import SqlDigestQueries  # noqa: E402
 from bot.infra.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
 from bot.services.digest import DigestBuilder, DigestPeriod, Frequency  # noqa: E402
+from bench.databases import temp_sqlite, throwaway_postgres  # noqa: E402
 
 TARGET_S = 1.0  # at 5M rows on PostgreSQL
 CHANNELS = 50
@@ -100,33 +94,6 @@ def _sqlite_insert(n: int) -> str:
     )
 
 
-@asynccontextmanager
-async def _postgres():
-    base = make_url(normalize_database_url(os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"))
-    name = f"frugal_bench_digest_{uuid.uuid4().hex[:8]}"
-
-    async def admin() -> asyncpg.Connection:
-        return await asyncpg.connect(
-            host=base.host, port=base.port or 5432, user=base.username, password=base.password, database=base.database
-        )
-
-    conn = await admin()
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await admin()
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
-@asynccontextmanager
-async def _sqlite():
-    with tempfile.TemporaryDirectory(prefix="frugal-bench-") as folder:
-        yield normalize_database_url(f"sqlite:///{Path(folder) / 'bench.db'}")
-
-
 @dataclass
 class Result:
     """One measured line of the table."""
@@ -141,7 +108,7 @@ class Result:
 
 
 async def _measure(backend: str, n: int, runs: int) -> list[Result]:
-    database = _postgres if backend == "postgresql" else _sqlite
+    database = throwaway_postgres if backend == "postgresql" else temp_sqlite
     async with database() as url:
         await upgrade(url)
         engine = make_engine(url)

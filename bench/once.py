@@ -29,8 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,6 +42,7 @@ from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.deliveries import SqlDeliveries  # noqa: E402
 from bot.infra.db.engine import make_engine  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
+from bench.databases import throwaway_postgres  # noqa: E402
 
 TARGET_P50_MS = 2.0
 RAW_CLAIM = """
@@ -144,7 +144,7 @@ def render(results: dict[str, dict], concurrency: int) -> str:
         verdicts.append(f"{database}: {'met' if p50 <= TARGET_P50_MS else 'NOT met'} ({p50:.2f} ms)")
     lines += [
         "",
-        f"| database | contention | claim attempts/s | exactly one winner per key |",
+        "| database | contention | claim attempts/s | exactly one winner per key |",
         "|---|---|---|---|",
     ]
     for database, result in results.items():
@@ -154,28 +154,6 @@ def render(results: dict[str, dict], concurrency: int) -> str:
         )
     lines += ["", f"Target: a claim (before the ack) p50 ≤ {TARGET_P50_MS:g} ms, one statement. " + "; ".join(verdicts) + "."]
     return "\n".join(lines)
-
-
-@asynccontextmanager
-async def _postgres(server_url: str) -> AsyncIterator[str]:
-    """A throwaway database on the server of `server_url`, dropped afterwards."""
-    base = make_url(normalize_database_url(server_url))
-    name = f"frugal_bench_{uuid.uuid4().hex[:10]}"
-
-    async def admin() -> asyncpg.Connection:
-        return await asyncpg.connect(
-            host=base.host, port=base.port or 5432, user=base.username, password=base.password, database=base.database
-        )
-
-    conn = await admin()
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await admin()
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 async def measure(url: str, claims: int, concurrency: int, *, postgres: bool) -> dict:
@@ -195,7 +173,7 @@ async def run(claims: int, concurrency: int, postgres: str | None) -> str:
         sqlite_url = normalize_database_url(f"sqlite:///{Path(tmp) / 'bench.db'}")
         results["SQLite"] = await measure(sqlite_url, claims, concurrency, postgres=False)
     if postgres:
-        async with _postgres(postgres) as url:
+        async with throwaway_postgres(postgres) as url:
             results["PostgreSQL"] = await measure(url, claims, concurrency, postgres=True)
     return render(results, concurrency)
 

@@ -30,8 +30,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -39,7 +37,6 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
@@ -51,6 +48,7 @@ from bot.infra.db.quota_store import SqlQuotaStore  # noqa: E402
 from bot.ports.quota import Metric, Period  # noqa: E402
 from bot.ports.quota_store import Level, LimitRecord, ReserveRequest, Scope, Usage  # noqa: E402
 from bot.services.quota_spec import period_starts  # noqa: E402
+from bench.databases import throwaway_postgres  # noqa: E402
 
 TARGET_P50_MS = 2.0
 TEAM, CHANNEL = "TBENCH", "CBENCH"
@@ -195,29 +193,6 @@ async def round_trips(url: str, *, pre_ping: bool, ops: int = 200) -> dict[str, 
             await engine.dispose()
 
 
-@asynccontextmanager
-async def _postgres(server_url: str) -> AsyncIterator[str]:
-    url = make_url(normalize_database_url(server_url))
-    name = f"frugal_bench_quota_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(
-            host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
-        )
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def measure(url: str, ops: int, workers: int) -> dict[str, dict[str, float]]:
     """Migrate, then the sequential and contended passes on an engine as `frugal run` builds it."""
     await upgrade(url)
@@ -279,7 +254,7 @@ async def run(ops: int, workers: int, postgres: str | None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         results["SQLite"] = await measure(normalize_database_url(f"sqlite:///{tmp}/bench.db"), ops, workers)
     if postgres:
-        async with _postgres(postgres) as url:
+        async with throwaway_postgres(postgres) as url:
             results["PostgreSQL"] = await measure(url, ops, workers)
             results["PostgreSQL"]["sequential, pool_pre_ping off"] = await measure_without_pre_ping(url, ops)
             trips["as built (pool_pre_ping on)"] = await round_trips(url, pre_ping=True)

@@ -35,16 +35,13 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
 from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.catalog import Catalog  # noqa: E402
 from bot.config import normalize_database_url  # noqa: E402
@@ -57,6 +54,7 @@ from bot.ports.completion import CallContext, CompletionRequest  # noqa: E402
 from bot.ports.ledger import LedgerEntry  # noqa: E402
 from bot.router.router import ModelRouter  # noqa: E402
 from tests.fakes.openai_server import Fail, FakeOpenAI  # noqa: E402
+from bench.databases import throwaway_postgres  # noqa: E402
 
 CHAIN = ("gpt-4.1-nano", "gpt-4o-mini")
 MESSAGES = ({"role": "system", "content": "Rewrite the message so it is clear."}, {"role": "user", "content": "hello there"})
@@ -164,7 +162,7 @@ def render(samples: dict[str, list[float]], before: list[float], after: list[flo
         )
         met = extra <= TARGET_MS or extra <= TARGET_SHARE * bare
         verdicts.append(f"{name}: {'met' if met else 'NOT met'} ({extra:+.2f} ms, {extra / bare:+.1%})")
-    lines += ["", f"Target: median overhead within 5% or 2 ms. " + "; ".join(verdicts) + ".", ""]
+    lines += ["", "Target: median overhead within 5% or 2 ms. " + "; ".join(verdicts) + ".", ""]
     lines += [
         "| primary (gpt-4.1-nano) answering HTTP 500 | requests | median ms | p99 ms |",
         "|---|---|---|---|",
@@ -176,35 +174,13 @@ def render(samples: dict[str, list[float]], before: list[float], after: list[flo
     return "\n".join(lines)
 
 
-@asynccontextmanager
-async def _postgres(server_url: str) -> AsyncIterator[str]:
-    """A throwaway database on the server of `server_url`, dropped afterwards."""
-    base = make_url(normalize_database_url(server_url))
-    name = f"frugal_bench_{uuid.uuid4().hex[:10]}"
-
-    async def admin() -> asyncpg.Connection:
-        return await asyncpg.connect(
-            host=base.host, port=base.port or 5432, user=base.username, password=base.password, database=base.database
-        )
-
-    conn = await admin()
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await admin()
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-
 async def run(calls: int, down: int, postgres: str | None) -> str:
     """Start the fake and migrated throwaway databases, measure, and render."""
     with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as tmp:
         databases = {"SQLite": normalize_database_url(f"sqlite:///{Path(tmp) / 'bench.db'}")}
         async with AsyncExitStack() as stack:
             if postgres:
-                databases["PostgreSQL"] = await stack.enter_async_context(_postgres(postgres))
+                databases["PostgreSQL"] = await stack.enter_async_context(throwaway_postgres(postgres))
             for url in databases.values():
                 await upgrade(url)
             samples = await overhead(fake.api_url, calls, databases)

@@ -35,6 +35,7 @@ from bot.services.usage import UsageService
 from bot.slack.admins import AdminDirectory
 from bot.slack.alerts import SlackAdminAlerts
 from bot.slack.app import build_bolt_app
+from bot.slack.clients import ResponseUrlSession
 from bot.slack.deps import SlackDeps
 from bot.slack.digest_publisher import SlackDigestPublisher, installation_tokens, static_token
 from bot.slack.oauth import NOT_INSTALLED, STATE_EXPIRATION_SECONDS, build_oauth_settings
@@ -59,9 +60,13 @@ class Container:
     minute_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
     # Run once a day by the scheduler of `frugal run` (bot.scheduler).
     daily_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
+    # Closed by aclose() before the engine: the once-only claims' own connections, respond()'s HTTP session.
+    closers: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
 
     async def aclose(self) -> None:
         """Release connections."""
+        for close in self.closers:
+            await close()
         await self.alerts.aclose()
         await self.chat_model.close()
         await self.engine.dispose()
@@ -114,12 +119,14 @@ def build_container(settings: Settings) -> Container:
         states = slack_stores.state_store(engine, expiration_seconds=STATE_EXPIRATION_SECONDS)
         bolt_options["oauth_settings"] = build_oauth_settings(settings, installations, states)
         bolt_options["user_facing_authorize_error_message"] = NOT_INSTALLED
-    deliveries = SqlDeliveries(engine)
-    bolt = build_bolt_app(settings, deps, deliveries, **bolt_options)
+    deliveries = SqlDeliveries.beside(engine)  # its own small pool: the pre-ack claim never waits for post-ack work
+    responses = ResponseUrlSession()
+    bolt = build_bolt_app(settings, deps, deliveries, responses=responses, **bolt_options)
     return Container(
         settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
         lifecycle=lifecycle, alerts=alerts, digests=digests,
         daily_jobs=[deliveries.purge],
+        closers=[deliveries.aclose, responses.aclose],
         usage=usage,
         quota=quota,
         minute_jobs=[quota.expire],

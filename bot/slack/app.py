@@ -11,7 +11,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.config import Settings
 from bot.slack import listeners
-from bot.slack.clients import retrying_respond, web_client
+from bot.slack.clients import ResponseUrlSession, respond_middleware, web_client
 from bot.slack.deps import SlackDeps, attach
 from bot.slack.once import DeliveryClaims, install_once_only
 
@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 UNEXPECTED_ERROR = "Sorry, something went wrong on Frugal's side. Please try again in a moment."
 
 
-def build_bolt_app(settings: Settings, deps: SlackDeps, deliveries: DeliveryClaims, **bolt_options: Any) -> AsyncApp:
+def build_bolt_app(
+    settings: Settings, deps: SlackDeps, deliveries: DeliveryClaims, *, responses: ResponseUrlSession, **bolt_options: Any
+) -> AsyncApp:
     """The AsyncApp with every listener registered, `deps` in each request's context, each delivery handled once."""
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
     app = AsyncApp(
@@ -36,7 +38,7 @@ def build_bolt_app(settings: Settings, deps: SlackDeps, deliveries: DeliveryClai
         attach(context, deps)
         await next()
 
-    app.middleware(retrying_respond)
+    app.middleware(respond_middleware(responses))
 
     @app.error
     async def on_error(error: Exception, respond: AsyncRespond | None = None) -> None:

@@ -9,8 +9,10 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -21,6 +23,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +93,46 @@ def web_client(token: str | None, base_url: str, **options: Any) -> AsyncWebClie
     return AsyncWebClient(token=token, base_url=base_url, retry_handlers=retry_handlers(), **options)
 
 
+# slack_sdk's own default for a webhook post; a shared session carries it, as slack_sdk sets it per session.
+RESPONSE_URL_TIMEOUT_S = 30
+
+
+class ResponseUrlSession:
+    """One aiohttp session for every reply posted to a response_url: opened on first use, closed with the app."""
+
+    def __init__(self, timeout_s: float = RESPONSE_URL_TIMEOUT_S) -> None:
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def get(self) -> aiohttp.ClientSession | None:
+        """The shared session (opened now if need be), or None once closed: a late reply then opens its own."""
+        if self._closed:
+            return None
+        if self._session is None:
+            # Opened lazily, inside the running event loop, which aiohttp requires.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_s))
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the shared session; later replies fall back to a session of their own."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 class RetryingRespond(AsyncRespond):
     """Bolt's respond(), waiting out a 429 from the response_url as web_client does, instead of dropping the reply."""
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> WebhookResponse:
+    def __init__(self, *, sessions: ResponseUrlSession | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._sessions = sessions
+
+    async def __call__(self, text: str | dict = "", **fields: Any) -> WebhookResponse:
         """Post to the response_url; on 429, wait Retry-After (bounded) and post again."""
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            response = await super().__call__(*args, **kwargs)
+            response = await self._post(text, fields)
             wait = retry_after_seconds(response.headers or {})
             if response.status_code != 429 or attempt == RATE_LIMIT_RETRIES or wait > MAX_RETRY_AFTER_S:
                 break
@@ -106,11 +142,27 @@ class RetryingRespond(AsyncRespond):
             log.warning("a reply to Slack's response_url was refused (HTTP %d)", response.status_code)
         return response
 
+    async def _post(self, text: str | dict, fields: dict[str, Any]) -> WebhookResponse:
+        session = self._sessions.get() if self._sessions is not None else None
+        if session is None:
+            return await super().__call__(text, **fields)  # Bolt's way: a session opened for this one post
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        # Bolt's AsyncRespond opens (and tears down) an aiohttp session per reply; the shared one reuses connections.
+        message = _build_message(**text) if isinstance(text, dict) else _build_message(text=text, **fields)
+        client = AsyncWebhookClient(url=self.response_url, proxy=self.proxy, ssl=self.ssl, session=session)
+        return await client.send_dict(message)
 
-async def retrying_respond(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002
-    """Bolt middleware: listeners and the error handler get RetryingRespond as their respond()."""
-    if context.response_url:
-        context["respond"] = RetryingRespond(
-            response_url=context.response_url, proxy=context.client.proxy, ssl=context.client.ssl
-        )
-    await next()
+
+def respond_middleware(sessions: ResponseUrlSession) -> Callable[..., Awaitable[None]]:
+    """Bolt middleware: listeners and the error handler get RetryingRespond, posting through `sessions`."""
+
+    async def retrying_respond(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002
+        if context.response_url:
+            context["respond"] = RetryingRespond(
+                response_url=context.response_url, proxy=context.client.proxy, ssl=context.client.ssl,
+                sessions=sessions,
+            )
+        await next()
+
+    return retrying_respond

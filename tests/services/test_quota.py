@@ -26,7 +26,7 @@ from bot.ports.quota_store import Scope
 from bot.router.router import ModelRouter
 from bot.services.quota import QuotaExceeded, QuotaService, prompt_token_bound
 from bot.services.quota_spec import parse_limit
-from tests.fakes.openai_server import Fail, Reply
+from tests.fakes.openai_server import Fail, Hang, Reply
 
 UTC = timezone.utc
 TEAM, CHANNEL, USER = "T0001", "C0001", "U0001"
@@ -282,18 +282,22 @@ async def test_default_and_user_limits_apply_and_the_tightest_decides(start_proc
 async def test_a_cancelled_call_and_a_failed_one_are_released(start_process, fake_openai):
     process = await start_process(chain=("gpt-4.1-nano",))
     await process.quota.set_limit(TEAM, Scope.CHANNEL, CHANNEL, parse_limit("2 requests/day"), set_by="U9")
-    fake_openai.latency = 5
+    # Both answers are scripted up front, one per request in arrival order: changing the fake while the
+    # first request is in flight let that request take the out-of-credit answer, which rests the only model.
+    fake_openai.script("gpt-4.1-nano", Hang(5), Fail.insufficient_quota())
     call = asyncio.create_task(process.gated.complete(ctx("command:1"), REQUEST))
-    async with asyncio.timeout(5):
-        while not fake_openai.requests:
-            await asyncio.sleep(0.01)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    fake_openai.latency = 0
-    fake_openai.script("gpt-4.1-nano", Fail.insufficient_quota())
-    with pytest.raises(CompletionFailed):
-        await process.gated.complete(ctx("command:2"), REQUEST)
+    try:
+        async with asyncio.timeout(5):
+            while not fake_openai.requests:
+                await asyncio.sleep(0.01)
+    finally:
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(5):
+                await call
+    with pytest.raises(CompletionFailed, match="out of credit"):
+        async with asyncio.timeout(10):
+            await process.gated.complete(ctx("command:2"), REQUEST)
     assert len(fake_openai.requests) == 2
     use = await the_quota(process, Metric.REQUESTS)
     assert (use.used, use.reserved) == (0, 0)

@@ -6,13 +6,17 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, delete, update
+from sqlalchemy import CheckConstraint, Index, String, bindparam, delete, event, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
+from bot.infra.db.engine import _sqlite_pragmas as sqlite_pragmas  # the same per-connection settings as the main engine
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,67 @@ class DeliveryRow(Base):
     )
 
 
+# The claims' own connections: a claim runs before the ack, so it must not wait for a connection held by
+# post-ack work (quota, ledger, digests, finish). Each use is one autocommitted statement, so a few suffice;
+# two replicas stay well inside PostgreSQL's default 100 connections (2 x (30 + 15)).
+CLAIM_POOL_SIZE = 5
+CLAIM_POOL_OVERFLOW = 10
+
+
+def claims_engine(url: URL) -> AsyncEngine:
+    """A small engine of its own for claims, in autocommit at connect time (no per-use isolation switch)."""
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+            pool_size=CLAIM_POOL_SIZE, max_overflow=CLAIM_POOL_OVERFLOW,
+        )
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        return engine
+    # Every statement commits by itself, so there is never anything to roll back when a connection returns.
+    return create_async_engine(
+        url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
+        pool_size=CLAIM_POOL_SIZE, max_overflow=CLAIM_POOL_OVERFLOW, pool_recycle=1800,
+    )
+
+
+def _claim_statement(dialect: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("now", type_=DeliveryRow.__table__.c.claimed_at.type)
+    statement = insert(DeliveryRow).values(
+        key=bindparam("key"),
+        team_id=bindparam("team_id"),
+        kind=bindparam("kind"),
+        state=CLAIMED,
+        claims=1,
+        first_seen_at=now,
+        claimed_at=now,
+        lease_expires_at=bindparam("lease_expires_at"),
+        done_at=None,
+    )
+    # A row already there is taken over only when its claimer never finished and its lease ran out;
+    # the unique key makes concurrent claimers (any replica) queue on the row, so one wins.
+    statement = statement.on_conflict_do_update(
+        index_elements=[DeliveryRow.key],
+        set_={
+            "claims": DeliveryRow.claims + 1,
+            "claimed_at": statement.excluded.claimed_at,
+            "lease_expires_at": statement.excluded.lease_expires_at,
+        },
+        where=(DeliveryRow.state == CLAIMED) & (DeliveryRow.lease_expires_at < statement.excluded.claimed_at),
+    )
+    return statement.returning(DeliveryRow.claims)
+
+
+_FINISH = (
+    update(DeliveryRow)
+    .where(DeliveryRow.key == bindparam("delivery_key"))
+    .values(state=DONE, done_at=bindparam("done_at", type_=DeliveryRow.__table__.c.done_at.type))
+)
+_PURGE = delete(DeliveryRow).where(
+    DeliveryRow.first_seen_at < bindparam("cutoff", type_=DeliveryRow.__table__.c.first_seen_at.type)
+)
+
+
 class SqlDeliveries:
     """Once-only claims of Slack deliveries on the Frugal database, shared by every replica."""
 
@@ -63,40 +128,27 @@ class SqlDeliveries:
         lease: timedelta = LEASE,
         retention: timedelta = RETENTION,
         clock: Callable[[], datetime] = utc_now,
+        claim_engine: AsyncEngine | None = None,
     ) -> None:
         self._engine = engine
         self._lease = lease
         self._retention = retention
         self._clock = clock
+        # From claims_engine(): claims only (finish and purge run after the ack, on `engine`); disposed by aclose().
+        self._claim_engine = claim_engine
+        # Built once: constructing the upsert (and its cache key) on every delivery cost more than running it.
+        self._claim = _claim_statement(engine.dialect.name)
 
     async def claim(self, key: str, *, team_id: str | None, kind: str) -> int | None:
         """Claim the delivery in one statement: its claim number (1, or more for a takeover), None if taken."""
         now = self._clock()
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        statement = insert(DeliveryRow).values(
-            key=key,
-            team_id=team_id,
-            kind=kind,
-            state=CLAIMED,
-            claims=1,
-            first_seen_at=now,
-            claimed_at=now,
-            lease_expires_at=now + self._lease,
-            done_at=None,
-        )
-        # A row already there is taken over only when its claimer never finished and its lease ran out;
-        # the unique key makes concurrent claimers (any replica) queue on the row, so one wins.
-        statement = statement.on_conflict_do_update(
-            index_elements=[DeliveryRow.key],
-            set_={
-                "claims": DeliveryRow.claims + 1,
-                "claimed_at": statement.excluded.claimed_at,
-                "lease_expires_at": statement.excluded.lease_expires_at,
-            },
-            where=(DeliveryRow.state == CLAIMED) & (DeliveryRow.lease_expires_at < statement.excluded.claimed_at),
-        )
-        async with self._autocommit() as conn:
-            claims = await conn.scalar(statement.returning(DeliveryRow.claims))
+        params = {"key": key, "team_id": team_id, "kind": kind, "now": now, "lease_expires_at": now + self._lease}
+        if self._claim_engine is not None:
+            async with self._claim_engine.connect() as conn:  # in autocommit since it connected
+                claims = (await conn.execute(self._claim, params)).scalar()
+        else:
+            async with self._autocommit() as conn:
+                claims = (await conn.execute(self._claim, params)).scalar()
         if claims is not None and claims > 1:
             log.warning("%s delivery taken over after its lease expired (claim %d)", kind, claims)
         return claims
@@ -104,18 +156,27 @@ class SqlDeliveries:
     async def finish(self, key: str) -> None:
         """Mark the delivery done: no retry of it runs again, whatever its lease."""
         async with self._autocommit() as conn:
-            await conn.execute(
-                update(DeliveryRow).where(DeliveryRow.key == key).values(state=DONE, done_at=self._clock())
-            )
+            await conn.execute(_FINISH, {"delivery_key": key, "done_at": self._clock()})
 
     async def purge(self) -> int:
         """Delete deliveries first seen longer ago than the retention; returns how many."""
-        cutoff = self._clock() - self._retention
         async with self._autocommit() as conn:
-            result = await conn.execute(delete(DeliveryRow).where(DeliveryRow.first_seen_at < cutoff))
+            result = await conn.execute(_PURGE, {"cutoff": self._clock() - self._retention})
         if result.rowcount:
             log.info("purged %d old Slack deliveries", result.rowcount)
         return result.rowcount
+
+    @classmethod
+    def beside(cls, engine: AsyncEngine, **options: Any) -> SqlDeliveries:
+        """A store whose claims run on a claims_engine() of their own for `engine`'s database; close with aclose()."""
+        if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+            return cls(engine, **options)  # a second engine would open a second, empty in-memory database
+        return cls(engine, claim_engine=claims_engine(engine.url), **options)
+
+    async def aclose(self) -> None:
+        """Close the claims' own connections (the shared engine is left to its owner)."""
+        if self._claim_engine is not None:
+            await self._claim_engine.dispose()
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:

@@ -1,4 +1,9 @@
-"""QuotaStore in SQL: one PL/pgSQL call per reserve or settle on PostgreSQL, BEGIN IMMEDIATE on SQLite."""
+"""QuotaStore in SQL: one PL/pgSQL call per reserve or settle on PostgreSQL, BEGIN IMMEDIATE on SQLite.
+
+On SQLite a request no limit applies to is checked with one read and no write lock: such a reserve
+writes nothing, so reading the last committed state is the same as taking the lock and running just
+before a concurrent `set_limit`. Requests some limit applies to take the lock and read again under it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, AsyncIterator
 
-from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -260,6 +265,11 @@ class SqlQuotaStore:
             await conn.commit()
 
     async def _reserve_sqlite(self, request: ReserveRequest) -> Reservation:
+        params = {"team": request.team_id, "channel": request.channel_id, "user": request.user_id}
+        async with self._engine.connect() as conn:
+            applies = (await conn.execute(_ANY_APPLIES, params)).first() is not None
+        if not applies:
+            return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
         async with self._immediate() as conn:
             limits = [_limit(row) for row in (await conn.execute(
                 select(QuotaLimitRow).where(_applies(request.team_id, request.channel_id, request.user_id))
@@ -305,32 +315,30 @@ class SqlQuotaStore:
 
 
 async def _settle_sqlite(conn: AsyncConnection, reservation_id: str, usage: Usage) -> bool:
-    reservation = (
-        await conn.execute(select(QuotaReservationRow).where(QuotaReservationRow.id == reservation_id))
-    ).one_or_none()
-    if reservation is None:
-        return False
-    counter_ids = select(QuotaHoldRow.counter_id).where(QuotaHoldRow.reservation_id == reservation_id)
-    await conn.execute(
-        update(QuotaCounterRow)
-        .where(QuotaCounterRow.id.in_(counter_ids))
-        .values(
-            reserved=QuotaCounterRow.reserved
-            - _by_metric(Decimal(1), Decimal(reservation.held_tokens), reservation.held_usd or Decimal(0)),
-            used=QuotaCounterRow.used + _by_metric(Decimal(usage.requests), Decimal(usage.tokens), usage.usd),
-        )
-    )
-    await conn.execute(delete(QuotaHoldRow).where(QuotaHoldRow.reservation_id == reservation_id))
-    await conn.execute(delete(QuotaReservationRow).where(QuotaReservationRow.id == reservation_id))
-    return True
+    # Two statements under the write lock: a reservation that is gone has no holds, so the update
+    # changes nothing, and the delete's row count says whether this call owned the reservation.
+    params = {
+        "rid": reservation_id,
+        "requests": Decimal(usage.requests),
+        "tokens": Decimal(usage.tokens),
+        "usd": usage.usd,
+    }
+    await conn.execute(_SETTLE_COUNTERS, params)
+    # The holds go with it (ON DELETE CASCADE; foreign keys are on, see engine._sqlite_pragmas).
+    return (await conn.execute(_DROP_RESERVATION, {"rid": reservation_id})).rowcount == 1
 
 
-def _by_metric(requests: Decimal, tokens: Decimal, usd: Decimal) -> ColumnElement[Decimal]:
+def _by_metric(requests: Any, tokens: Any, usd: Any) -> ColumnElement[Decimal]:
     return case(
-        (QuotaCounterRow.metric == Metric.REQUESTS.value, literal(requests, QuotaCounterRow.used.type)),
-        (QuotaCounterRow.metric == Metric.TOKENS.value, literal(tokens, QuotaCounterRow.used.type)),
-        else_=literal(usd, QuotaCounterRow.used.type),
+        (QuotaCounterRow.metric == Metric.REQUESTS.value, requests),
+        (QuotaCounterRow.metric == Metric.TOKENS.value, tokens),
+        else_=usd,
     )
+
+
+def _held(column: Any) -> Any:
+    """What the reservation being settled holds of one metric (a scalar subquery)."""
+    return select(column).where(QuotaReservationRow.id == bindparam("rid")).scalar_subquery()
 
 
 # --- shared SQL ---------------------------------------------------------------------------------
@@ -415,3 +423,30 @@ async def _ledger_used(conn: AsyncConnection, team_id: str, limit: LimitRecord, 
 
 def _limit(row: Any) -> LimitRecord:
     return LimitRecord(Scope(row.scope), row.target, Metric(row.metric), Period(row.period), Decimal(row.amount))
+
+
+# Built once, bound per call: these run on every request.
+_ANY_APPLIES = select(QuotaLimitRow.id).where(
+    _applies(bindparam("team"), bindparam("channel"), bindparam("user"))  # type: ignore[arg-type]
+).limit(1)
+_SETTLE_COUNTERS = (
+    update(QuotaCounterRow)
+    .where(
+        QuotaCounterRow.id.in_(select(QuotaHoldRow.counter_id).where(QuotaHoldRow.reservation_id == bindparam("rid")))
+    )
+    .values(
+        reserved=QuotaCounterRow.reserved
+        - _by_metric(
+            literal(Decimal(1), QuotaCounterRow.used.type),
+            _held(QuotaReservationRow.held_tokens),
+            func.coalesce(_held(QuotaReservationRow.held_usd), 0),
+        ),
+        used=QuotaCounterRow.used
+        + _by_metric(
+            bindparam("requests", type_=QuotaCounterRow.used.type),
+            bindparam("tokens", type_=QuotaCounterRow.used.type),
+            bindparam("usd", type_=QuotaCounterRow.used.type),
+        ),
+    )
+)
+_DROP_RESERVATION = delete(QuotaReservationRow).where(QuotaReservationRow.id == bindparam("rid"))

@@ -6,7 +6,7 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.infra.db.deliveries import LEASE, RETENTION, DeliveryRow, SqlDeliveries
 from bot.infra.db.engine import make_engine, make_sessionmaker
@@ -41,10 +41,16 @@ async def engines(migrated_url):
         await engine.dispose()
 
 
-@pytest.fixture
-def replicas(engines, clock) -> list[SqlDeliveries]:
-    """One store per replica."""
-    return [SqlDeliveries(engine, clock=clock) for engine in engines]
+@pytest.fixture(params=["shared engine", "own claim pool"])
+async def replicas(request, engines, clock):
+    """One store per replica: claiming on the replica's engine, or on a small pool of its own as `frugal run` does."""
+    if request.param == "shared engine":
+        yield [SqlDeliveries(engine, clock=clock) for engine in engines]
+        return
+    stores = [SqlDeliveries.beside(engine, clock=clock) for engine in engines]
+    yield stores
+    for store in stores:
+        await store.aclose()
 
 
 @pytest.fixture
@@ -149,3 +155,29 @@ async def test_purge_deletes_deliveries_older_than_the_retention(replicas, clock
     assert await store.purge() == 1
     assert set(await rows()) == {"event:recent"}
     assert await store.purge() == 0
+
+
+async def test_claims_beside_a_file_database_run_on_their_own_autocommit_pool(engines):
+    store = SqlDeliveries.beside(engines[0])
+    claim_engine = store._claim_engine
+    assert claim_engine is not None and claim_engine is not engines[0]
+    assert claim_engine.url == engines[0].url
+
+    assert await store.claim("event:own", team_id="T1", kind="event") == 1
+    assert await SqlDeliveries(engines[1]).claim("event:own", team_id="T1", kind="event") is None
+    async with claim_engine.connect() as conn:
+        # Never committed, yet seen at once by another engine: the pool's connections are in autocommit.
+        await conn.execute(update(DeliveryRow).where(DeliveryRow.key == "event:own").values(team_id="T2"))
+        async with engines[1].connect() as other:
+            assert await other.scalar(select(DeliveryRow.team_id).where(DeliveryRow.key == "event:own")) == "T2"
+
+    await store.aclose()
+    assert claim_engine.pool.checkedin() == 0, "aclose() closed the claims' connections"
+
+
+async def test_claims_beside_an_in_memory_sqlite_database_share_its_engine():
+    engine = make_engine("sqlite+aiosqlite://")
+    try:
+        assert SqlDeliveries.beside(engine)._claim_engine is None, "a second engine would see another database"
+    finally:
+        await engine.dispose()
