@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
+
+from bench.databases import throwaway_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench-signing-secret"
@@ -143,13 +144,5 @@ async def database(kind: str, workdir: Path, postgres_url: str) -> AsyncIterator
     if kind == "sqlite":
         yield f"sqlite:///{workdir / f'frugal-bench-{uuid.uuid4().hex[:8]}.db'}"
         return
-    name = f"frugal_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with throwaway_postgres(postgres_url) as url:
+        yield url

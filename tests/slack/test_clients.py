@@ -13,6 +13,7 @@ from bot.slack.clients import (
     CONNECTION_RETRIES,
     MAX_RETRY_AFTER_S,
     RATE_LIMIT_RETRIES,
+    ResponseUrlSession,
     RetryingRespond,
     retry_after_seconds,
     web_client,
@@ -103,3 +104,27 @@ async def test_respond_gives_up_after_bounded_throttles_and_says_so(fake_slack, 
     assert len(fake_slack.calls_to("response_url:r2")) == RATE_LIMIT_RETRIES + 1
     assert "refused (HTTP 429)" in caplog.text
     assert "the answer" not in caplog.text
+
+
+async def test_replies_share_one_session_until_it_is_closed(fake_slack):
+    sessions = ResponseUrlSession()
+    fake_slack.fail("response_url:r3", 429, {"Retry-After": "0"})
+
+    first = await RetryingRespond(response_url=fake_slack.response_url("r3"), sessions=sessions)(text="one")
+    shared = sessions.get()
+    second = await RetryingRespond(response_url=fake_slack.response_url("r4"), sessions=sessions)(
+        {"text": "two", "response_type": "ephemeral"}
+    )
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert [c.params["text"] for c in fake_slack.calls_to("response_url:r3")] == ["one", "one"]
+    [two] = fake_slack.calls_to("response_url:r4")
+    assert (two.params["text"], two.params["response_type"]) == ("two", "ephemeral")
+    assert sessions.get() is shared and not shared.closed
+    assert len(shared.connector._conns) == 1, "the posts reused one kept-alive connection"
+
+    await sessions.aclose()
+
+    assert shared.closed and sessions.get() is None
+    late = await RetryingRespond(response_url=fake_slack.response_url("r5"), sessions=sessions)(text="late")
+    assert late.status_code == 200, "a reply after shutdown still goes out, on a session of its own"
