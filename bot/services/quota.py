@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -247,7 +247,7 @@ class _GatedCompleter:
         try:
             completion = await self._inner.complete(ctx, replace(request, allowed_models=models))
         except CompletionFailed as err:
-            await asyncio.shield(self._quotas.release(reservation))
+            await _to_the_end(self._quotas.release(reservation))
             skipped = self._quotas.candidates(request.allowed_models)[len(models):]
             if not skipped:
                 raise
@@ -257,7 +257,21 @@ class _GatedCompleter:
             ) from err
         except BaseException:
             # Cancelled: nothing is charged. Shielded so the cancellation cannot leave the hold behind.
-            await asyncio.shield(self._quotas.release(reservation))
+            await _to_the_end(self._quotas.release(reservation))
             raise
-        await asyncio.shield(self._quotas.settle(reservation, completion))
+        await _to_the_end(self._quotas.settle(reservation, completion))
         return completion
+
+
+async def _to_the_end(step: Awaitable[None]) -> None:
+    """Run a settle or release to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # A bare shield would leave the step running unwatched: its failure would surface only as
+        # "Task exception was never retrieved". Wait for it (asyncio.wait does not cancel it), so a
+        # failure is raised here, with the cancellation as its context.
+        await asyncio.wait([task])
+        task.result()
+        raise

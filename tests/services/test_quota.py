@@ -309,3 +309,29 @@ def test_the_prompt_bound_covers_every_byte_and_the_schema():
     assert prompt_token_bound(request) >= len(text.encode()) + len("user")
     with_schema = CompletionRequest(request.messages, max_tokens=10, json_schema={"type": "object"})
     assert prompt_token_bound(with_schema) - prompt_token_bound(request) == len('{"type": "object"}')
+
+
+async def test_a_settle_interrupted_by_cancellation_still_finishes_and_its_failure_is_raised():
+    from bot.services.quota import _to_the_end
+
+    started, go, finished = asyncio.Event(), asyncio.Event(), []
+
+    async def step(fail: bool) -> None:
+        started.set()
+        await go.wait()
+        if fail:
+            raise RuntimeError("the database went away")
+        finished.append(True)
+
+    for fail, expected in ((False, asyncio.CancelledError), (True, RuntimeError)):
+        started.clear(), go.clear()
+        caller = asyncio.create_task(_to_the_end(step(fail)))
+        await started.wait()
+        caller.cancel()
+        await asyncio.sleep(0.01)
+        assert not caller.done()  # still waiting for the step, not abandoning it
+        go.set()
+        with pytest.raises(expected):
+            async with asyncio.timeout(5):
+                await caller
+    assert finished == [True]

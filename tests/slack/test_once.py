@@ -15,6 +15,7 @@ from bot.infra.db.deliveries import LEASE, RETENTION, DeliveryRow, SqlDeliveries
 from bot.infra.db.engine import make_sessionmaker
 from bot.infra.db.tables import LedgerRow
 from bot.slack.app import UNEXPECTED_ERROR
+from bot.slack.clients import ResponseUrlSession
 from bot.slack.once import MAX_KEY_LENGTH, Delivery, delivery_of, install_once_only
 from tests.fakes.slack_signing import (
     app_mention_event,
@@ -341,3 +342,20 @@ async def test_a_socket_mode_event_sent_twice_is_answered_once(frugal, fake_open
     assert len(fake_openai.requests) == 1
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert (row.key, row.state) == ("event:EvSOCKET", "done")
+
+
+async def test_stopping_frugal_closes_the_claims_pool_and_the_reply_session(frugal, fake_openai, fake_slack):
+    _, name = await frugal.command("/rewrite", "formal: send it pls")
+    await fake_slack.await_calls(f"response_url:{name}")
+    await _settled(frugal)
+    owners = [close.__self__ for close in frugal.container.closers]
+    [deliveries] = [owner for owner in owners if isinstance(owner, SqlDeliveries)]
+    [responses] = [owner for owner in owners if isinstance(owner, ResponseUrlSession)]
+    session = responses.get()
+    claim_pool = deliveries._claim_engine.pool
+    assert claim_pool.checkedin() >= 1, "the command was claimed on the claims' own pool"
+
+    await frugal.container.aclose()
+
+    assert session.closed and responses.get() is None
+    assert claim_pool.checkedin() == 0

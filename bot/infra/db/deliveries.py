@@ -12,11 +12,13 @@ from sqlalchemy import CheckConstraint, Index, String, bindparam, delete, event,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql.dml import Insert
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.dml import Insert
 
 from bot.infra.db.base import Base
-from bot.infra.db.engine import _sqlite_pragmas as sqlite_pragmas  # the same per-connection settings as the main engine
+from bot.infra.db.engine import (
+    _sqlite_pragmas as sqlite_pragmas,  # the same per-connection settings as the main engine
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +110,6 @@ def _claim_statement(dialect: str) -> Insert:
     return statement.returning(DeliveryRow.claims)
 
 
-_FINISH = (
-    update(DeliveryRow)
-    .where(DeliveryRow.key == bindparam("delivery_key"))
-    .values(state=DONE, done_at=bindparam("done_at", type_=DeliveryRow.__table__.c.done_at.type))
-)
-_PURGE = delete(DeliveryRow).where(
-    DeliveryRow.first_seen_at < bindparam("cutoff", type_=DeliveryRow.__table__.c.first_seen_at.type)
-)
-
-
 class SqlDeliveries:
     """Once-only claims of Slack deliveries on the Frugal database, shared by every replica."""
 
@@ -138,6 +130,14 @@ class SqlDeliveries:
         self._claim_engine = claim_engine
         # Built once: constructing the upsert (and its cache key) on every delivery cost more than running it.
         self._claim = _claim_statement(engine.dialect.name)
+        self._finish = (
+            update(DeliveryRow)
+            .where(DeliveryRow.key == bindparam("delivery_key"))
+            .values(state=DONE, done_at=bindparam("done_at", type_=DeliveryRow.__table__.c.done_at.type))
+        )
+        self._purge = delete(DeliveryRow).where(
+            DeliveryRow.first_seen_at < bindparam("cutoff", type_=DeliveryRow.__table__.c.first_seen_at.type)
+        )
 
     async def claim(self, key: str, *, team_id: str | None, kind: str) -> int | None:
         """Claim the delivery in one statement: its claim number (1, or more for a takeover), None if taken."""
@@ -156,12 +156,12 @@ class SqlDeliveries:
     async def finish(self, key: str) -> None:
         """Mark the delivery done: no retry of it runs again, whatever its lease."""
         async with self._autocommit() as conn:
-            await conn.execute(_FINISH, {"delivery_key": key, "done_at": self._clock()})
+            await conn.execute(self._finish, {"delivery_key": key, "done_at": self._clock()})
 
     async def purge(self) -> int:
         """Delete deliveries first seen longer ago than the retention; returns how many."""
         async with self._autocommit() as conn:
-            result = await conn.execute(_PURGE, {"cutoff": self._clock() - self._retention})
+            result = await conn.execute(self._purge, {"cutoff": self._clock() - self._retention})
         if result.rowcount:
             log.info("purged %d old Slack deliveries", result.rowcount)
         return result.rowcount

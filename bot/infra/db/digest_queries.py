@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, cast, func, literal_column, select
+from sqlalchemy import Select, and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
 from bot.services.digest import UsageGroup, UserCost
 
@@ -27,7 +27,7 @@ class SqlDigestQueries:
             return []
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
-            money = _Money(dialect)
+            money = MoneySum(dialect)
             result = await session.execute(usage_groups_statement(dialect, team_id, channel_id, bounds))
             return [
                 UsageGroup(
@@ -45,14 +45,14 @@ class SqlDigestQueries:
         """The users with the highest cost in [start, end)."""
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
-            money = _Money(dialect)
+            money = MoneySum(dialect)
             result = await session.execute(top_users_statement(dialect, team_id, channel_id, start, end, limit))
             return [UserCost(user_id, int(n), money.usd(total)) for user_id, n, total in result]
 
 
 def top_users_statement(dialect: str, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> Select:
     """The GROUP BY user over one channel's answered requests in [start, end), costliest first."""
-    cost = _Money(dialect).sum(L.cost_usd)
+    cost = MoneySum(dialect).sum(L.cost_usd)
     return (
         _in_window(team_id, channel_id, start, end)
         .where(L.outcome == "ok")
@@ -69,7 +69,7 @@ def usage_groups_statement(dialect: str, team_id: str, channel_id: str, bounds: 
     inner = bounds[1:-1]
     last = literal_column(str(len(bounds) - 2))
     bucket = case(*[(L.created_at < b, literal_column(str(i))) for i, b in enumerate(inner)], else_=last) if inner else last
-    money = _Money(dialect)
+    money = MoneySum(dialect)
     rows = _in_window(team_id, channel_id, bounds[0], bounds[-1]).add_columns(
         bucket.label("bucket"),
         L.requested_model,
@@ -106,23 +106,3 @@ def _in_window(team_id: str, channel_id: str, start: datetime, end: datetime):
     return select().select_from(L).where(
         L.team_id == team_id, L.channel_id == channel_id, L.created_at >= start, L.created_at < end
     )
-
-
-class _Money:
-    """SUM of a Money column, exact on both backends."""
-
-    def __init__(self, dialect: str) -> None:
-        # SQLite keeps NUMERIC as REAL: whole nano-dollars add up exactly where the floats would drift.
-        self._nanos = dialect != "postgresql"
-
-    def sum(self, column: ColumnElement) -> ColumnElement:
-        """The SQL sum (0 for no rows)."""
-        if self._nanos:
-            column = cast(func.round(column * literal_column("1000000000")), BigInteger)
-        return func.coalesce(func.sum(column), literal_column("0"))
-
-    def usd(self, value: object) -> Decimal:
-        """The sum as read back, in dollars."""
-        if self._nanos:
-            return Decimal(int(value)).scaleb(-9)
-        return value if isinstance(value, Decimal) else Decimal(value)

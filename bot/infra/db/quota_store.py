@@ -49,6 +49,9 @@ class SqlQuotaStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # Shares the engine's pool; each reserve or settle is one statement, atomic on its own, so it
+        # needs no BEGIN/COMMIT round trips (PostgreSQL only: on aiosqlite switching costs thread hops).
+        self._single_statements = engine.execution_options(isolation_level="AUTOCOMMIT")
         # SQLite's busy handler backs off in sleeps of up to 100 ms; queueing this process's quota
         # writers here first keeps them off it (other processes still queue on BEGIN IMMEDIATE).
         self._sqlite_writer = asyncio.Lock()
@@ -69,7 +72,7 @@ class SqlQuotaStore:
     async def settle(self, reservation_id: str, usage: Usage) -> bool:
         """Replace the hold by the real usage; False when the reservation is gone (expired or settled)."""
         if self._postgres:
-            async with self._autocommit() as conn:
+            async with self._single_statements.connect() as conn:
                 params = {"id": reservation_id, "requests": usage.requests, "tokens": usage.tokens, "usd": usage.usd}
                 return bool((await conn.execute(_SETTLE, params)).scalar_one())
         async with self._immediate() as conn:
@@ -227,7 +230,7 @@ class SqlQuotaStore:
             "now": request.now,
             "expires": request.expires_at,
         }
-        async with self._autocommit() as conn:
+        async with self._single_statements.connect() as conn:
             rows = (await conn.execute(_RESERVE, params)).all()
         if not rows:
             return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
@@ -242,12 +245,6 @@ class SqlQuotaStore:
             for row in rows
         )
         return Reservation(request.reservation_id, level, held=level is not None, counters=counters)
-
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        # One statement, atomic on its own: no BEGIN/COMMIT round trips around it.
-        async with self._engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- SQLite -------------------------------------------------------------------------------
 

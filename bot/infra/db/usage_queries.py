@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, false, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, false, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
 from bot.services.usage import UsageTotals
 
@@ -35,7 +35,7 @@ class SqlUsageQueries:
         compared = and_(priced, L.baseline_cost_usd.is_not(None))
         recent = (L.created_at >= split) if split is not None else false()
         async with self._sessions() as session:
-            money = _Money(session)
+            money = MoneySum(session.get_bind().dialect.name)
             query = (
                 select(
                     L.team_id,
@@ -74,23 +74,3 @@ class SqlUsageQueries:
 
 def _int_sum(column: ColumnElement) -> ColumnElement:
     return func.coalesce(func.sum(column), literal_column("0"))
-
-
-class _Money:
-    """SUM of a Money column, exact on both backends."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        # SQLite keeps NUMERIC as REAL: whole nano-dollars add up exactly where the floats would drift.
-        self._nanos = session.get_bind().dialect.name != "postgresql"
-
-    def sum(self, column: ColumnElement) -> ColumnElement:
-        """The SQL sum (0 for no rows)."""
-        if self._nanos:
-            column = cast(func.round(column * literal_column("1000000000")), BigInteger)
-        return func.coalesce(func.sum(column), literal_column("0"))
-
-    def usd(self, value: object) -> Decimal:
-        """The sum as read back, in dollars."""
-        if self._nanos:
-            return Decimal(int(value)).scaleb(-9)
-        return value if isinstance(value, Decimal) else Decimal(value)

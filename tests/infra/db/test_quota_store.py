@@ -77,6 +77,30 @@ async def test_no_limit_means_nothing_is_held(store):
     assert (reservation.level, reservation.held, reservation.counters) == (1, False, ())
 
 
+async def test_without_a_limit_sqlite_reserves_without_the_write_lock_and_with_one_under_it(engine, store):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's reserve locks only the counter rows it holds")
+    other = make_engine(str(engine.url))  # another replica, holding SQLite's single write lock
+    try:
+        async with other.connect() as writer:
+            await writer.exec_driver_sql("BEGIN IMMEDIATE")
+            async with asyncio.timeout(2):
+                free = await store.reserve(request())
+            assert free.held is False
+            await writer.rollback()
+        await set_limit(store, Scope.USER, USER, Metric.REQUESTS, Period.DAY, 5)
+        async with other.connect() as writer:
+            await writer.exec_driver_sql("BEGIN IMMEDIATE")
+            limited = asyncio.create_task(store.reserve(request()))
+            await asyncio.sleep(0.3)
+            assert not limited.done()  # a limit applies: it queues for the lock
+            await writer.rollback()
+        async with asyncio.timeout(5):
+            assert (await limited).held is True
+    finally:
+        await other.dispose()
+
+
 async def test_reserve_holds_the_largest_level_that_fits_then_settle_counts_real_usage(store):
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.TOKENS, Period.DAY, 250)
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.REQUESTS, Period.DAY, 10)
