@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import normalize_database_url
 from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.migrate import upgrade
 from bot.infra.db.ledger import SqlLedger
 from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.db.quota_tables import QuotaCounterRow, QuotaHoldRow, QuotaReservationRow
@@ -38,6 +40,16 @@ async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def store(engine: AsyncEngine) -> SqlQuotaStore:
     return SqlQuotaStore(engine)
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path) -> AsyncIterator[AsyncEngine]:
+    """A migrated SQLite file only: for what only SQLite's single write lock shows."""
+    url = normalize_database_url(f"sqlite:///{tmp_path / 'frugal.db'}")
+    await upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    await engine.dispose()
 
 
 def starts(at: datetime = NOW) -> dict[Period, datetime]:
@@ -77,9 +89,9 @@ async def test_no_limit_means_nothing_is_held(store):
     assert (reservation.level, reservation.held, reservation.counters) == (1, False, ())
 
 
-async def test_without_a_limit_sqlite_reserves_without_the_write_lock_and_with_one_under_it(engine, store):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's reserve locks only the counter rows it holds")
+async def test_without_a_limit_sqlite_reserves_without_the_write_lock_and_with_one_under_it(sqlite_engine):
+    # SQLite only: PostgreSQL's reserve locks only the counter rows it holds.
+    engine, store = sqlite_engine, SqlQuotaStore(sqlite_engine)
     other = make_engine(str(engine.url))  # another replica, holding SQLite's single write lock
     try:
         async with other.connect() as writer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -9,12 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot import composition
 from bot.infra.db.engine import make_sessionmaker
 from bot.infra.db.ledger import SqlLedger
 from bot.ports.ledger import LedgerEntry
 from bot.ports.quota import Period
 from bot.ports.quota_store import Scope
+from bot.services.quota import QuotaService
 from bot.services.quota_spec import parse_limit, period_start
+from bot.services.usage import UsageService
 
 
 def _entry(at: datetime, model: str, cost: str | None, *, channel: str = "C0001", outcome: str = "ok",
@@ -46,12 +50,22 @@ async def _usage(frugal, fake_slack, channel: str = "C0001") -> tuple[str, str, 
     return answer.params["text"], json.dumps(blocks, ensure_ascii=False), texts
 
 
-async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_cent(frugal, fake_slack):
-    now = datetime.now(timezone.utc)
+# Mid-month, so that "earlier this month but not today" exists whatever day the suite runs on.
+NOW = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+async def frugal_at_now(start_frugal, migrated_url, monkeypatch):
+    """A running Frugal whose usage and quota services read NOW as the time."""
+    monkeypatch.setattr(composition, "QuotaService", functools.partial(QuotaService, clock=lambda: NOW))
+    monkeypatch.setattr(composition, "UsageService", functools.partial(UsageService, clock=lambda: NOW))
+    return await start_frugal(migrated_url)
+
+
+async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_cent(frugal_at_now, fake_slack):
+    frugal, now = frugal_at_now, NOW
     utc = ZoneInfo("UTC")
     month_start, day_start = period_start(Period.MONTH, now, utc), period_start(Period.DAY, now, utc)
-    if day_start == month_start:
-        pytest.skip("on the first day of a month there is no earlier day of it to seed")
     earlier = day_start - timedelta(hours=1)
     await _seed(
         frugal,
