@@ -12,9 +12,8 @@ the worst case of a two-model chain.
   (the worst case: every request locks the same rows); operations per second and per-op latency;
 - round trips (PostgreSQL): counted by a local TCP proxy between the engine and the server (a
   round trip = the client sending after the server answered), so BEGIN/COMMIT, pool pre-pings and
-  prepares all show; statements counted with SQLAlchemy's before_cursor_execute. Shown with the
-  engine as built (pool_pre_ping on) and with pre-ping off, to show what the pool adds; the
-  sequential pass is repeated on PostgreSQL with pre-ping off for the same reason.
+  prepares all show; statements counted with SQLAlchemy's before_cursor_execute, on the engine
+  as `frugal run` builds it.
 
     python bench/quota.py
     python bench/quota.py --ops 3000 --workers 32
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.engine import make_engine  # noqa: E402
@@ -164,12 +163,12 @@ class RoundTripProxy:
         await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False))
 
 
-async def round_trips(url: str, *, pre_ping: bool, ops: int = 200) -> dict[str, float]:
+async def round_trips(url: str, *, ops: int = 200) -> dict[str, float]:
     """Round trips and statements per reserve and per settle, through the counting proxy."""
     parsed = make_url(url)
     async with RoundTripProxy(parsed.host or "127.0.0.1", parsed.port or 5432) as proxy:
         proxied = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        engine = make_engine(proxied) if pre_ping else create_async_engine(proxied, pool_size=10, max_overflow=20)
+        engine = make_engine(proxied)
         statements = {"n": 0}
         event.listen(engine.sync_engine, "before_cursor_execute", lambda *a, **k: statements.update(n=statements["n"] + 1))
         store = SqlQuotaStore(engine)
@@ -205,15 +204,6 @@ async def measure(url: str, ops: int, workers: int) -> dict[str, dict[str, float
         await engine.dispose()
 
 
-async def measure_without_pre_ping(url: str, ops: int) -> dict[str, float]:
-    """The sequential pass on PostgreSQL with the pool's pre-ping off: the store's own cost."""
-    engine = create_async_engine(url, pool_size=10, max_overflow=20)
-    try:
-        return await sequential(SqlQuotaStore(engine), ops)
-    finally:
-        await engine.dispose()
-
-
 def _table(results: dict[str, dict[str, dict[str, float]]], trips: dict[str, dict[str, float]], workers: int) -> str:
     lines = [
         "| database | pass | reserve p50 | reserve p99 | settle p50 | settle p99 | reserve+settle pairs/s |",
@@ -240,10 +230,9 @@ def _table(results: dict[str, dict[str, dict[str, float]]], trips: dict[str, dic
             )
     if "PostgreSQL" in results:
         lines.append("")
-        for name in ("sequential", "sequential, pool_pre_ping off"):
-            figures = results["PostgreSQL"][name]
-            met = max(figures["reserve_p50"], figures["settle_p50"]) <= TARGET_P50_MS
-            lines.append(f"Target on PostgreSQL, p50 ≤ {TARGET_P50_MS:g} ms each ({name}): {'met' if met else 'NOT met'}.")
+        figures = results["PostgreSQL"]["sequential"]
+        met = max(figures["reserve_p50"], figures["settle_p50"]) <= TARGET_P50_MS
+        lines.append(f"Target on PostgreSQL, p50 ≤ {TARGET_P50_MS:g} ms each (sequential): {'met' if met else 'NOT met'}.")
     return "\n".join(lines)
 
 
@@ -256,9 +245,7 @@ async def run(ops: int, workers: int, postgres: str | None) -> str:
     if postgres:
         async with throwaway_postgres(postgres) as url:
             results["PostgreSQL"] = await measure(url, ops, workers)
-            results["PostgreSQL"]["sequential, pool_pre_ping off"] = await measure_without_pre_ping(url, ops)
-            trips["as built (pool_pre_ping on)"] = await round_trips(url, pre_ping=True)
-            trips["pool_pre_ping off"] = await round_trips(url, pre_ping=False)
+            trips["as `frugal run` builds it"] = await round_trips(url)
     return _table(results, trips, workers)
 
 
