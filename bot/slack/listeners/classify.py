@@ -8,9 +8,10 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.ports.completion import CallContext, CompletionFailed
+from bot.ports.completion import CompletionFailed
 from bot.services.errors import InvalidInput
 from bot.slack import classify_blocks
+from bot.slack.call_context import command_call
 from bot.slack.deps import deps_of
 from bot.slack.failures import failure_text
 from bot.slack.grammar import CLASSIFY_USAGE, parse_classify
@@ -26,13 +27,7 @@ async def classify_command(ack: AsyncAck, command: dict[str, Any], respond: Asyn
         await ack(response_type="ephemeral", text=f"{err} {CLASSIFY_USAGE}")
         return
     await ack()
-    ctx = CallContext(
-        team_id=command["team_id"],
-        channel_id=command["channel_id"],
-        user_id=command["user_id"],
-        request_key=f"command:{command['trigger_id']}",
-        task="classify",
-    )
+    ctx = command_call(command, "classify")
     try:
         result = await service.classify(ctx, text, labels)
     except (InvalidInput, CompletionFailed) as err:

@@ -14,6 +14,7 @@ from bot.ports.completion import CallContext, CompletionFailed
 from bot.services.errors import InvalidInput
 from bot.services.rewrite import STYLES, RewriteService
 from bot.slack import blocks
+from bot.slack.call_context import action_call, command_call
 from bot.slack.deps import deps_of
 from bot.slack.failures import failure_text
 from bot.slack.grammar import REWRITE_USAGE, parse_rewrite
@@ -29,13 +30,7 @@ async def rewrite_command(ack: AsyncAck, command: dict[str, Any], respond: Async
         await ack(response_type="ephemeral", text=f"{err} {REWRITE_USAGE}")
         return
     await ack()
-    ctx = CallContext(
-        team_id=command["team_id"],
-        channel_id=command["channel_id"],
-        user_id=command["user_id"],
-        request_key=f"command:{command['trigger_id']}",
-        task="rewrite",
-    )
+    ctx = command_call(command, "rewrite")
     await _answer(respond, ctx, service, args.text, args.style, replace=False)
 
 
@@ -61,13 +56,7 @@ async def try_style(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any],
         # A button on an older answer, for a style that has since been renamed or removed.
         await respond(text=f"That style is no longer offered. {REWRITE_USAGE}", response_type="ephemeral", replace_original=False)
         return
-    ctx = CallContext(
-        team_id=body["team"]["id"],
-        channel_id=body["channel"]["id"],
-        user_id=body["user"]["id"],
-        request_key=f"action:{body['trigger_id']}",
-        task="rewrite",
-    )
+    ctx = action_call(body, "rewrite")
     await _answer(respond, ctx, deps_of(context).rewrite, action["value"], style, replace=True)
 
 

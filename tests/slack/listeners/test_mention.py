@@ -10,6 +10,7 @@ from sqlalchemy import select
 from bot.infra.db.tables import LedgerRow
 from bot.slack.grammar import HELP, HELP_POINTER
 from bot.slack.listeners.mention import MENTION_CLASSIFY_USAGE, MENTION_REWRITE_USAGE, MENTION_USAGE, parse_mention
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.openai_server import DEFAULT_MODELS, Fail, Reply
 from tests.fakes.slack_signing import app_mention_event, event_callback
 
@@ -233,3 +234,17 @@ def test_every_usage_line_points_to_the_help():
     usages |= {"MENTION_CLASSIFY_USAGE": MENTION_CLASSIFY_USAGE}
     usages |= {name: value for name, value in vars(shortcuts).items() if name.endswith("_USAGE")}
     assert {name for name, value in usages.items() if HELP_POINTER not in value} == set()
+
+
+async def test_a_mention_posted_by_a_bot_is_not_answered(frugal, fake_openai, fake_slack, caplog):
+    event = app_mention_event("<@UBOT> rewrite hello")
+    del event["user"]
+    event["bot_id"] = "BOTHER"
+    body, content_type = event_callback(event)
+
+    response = await frugal.post(body, content_type)
+    await settle_listeners()
+
+    assert response.status == 200
+    assert fake_slack.calls_to("chat.postMessage") == [] and fake_openai.requests == []
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []  # ignored on purpose, not crashed

@@ -154,3 +154,13 @@ async def test_post_to_channel_with_another_slack_error_is_told_as_unexpected(fr
     [told] = await fake_slack.await_calls("response_url:p4")
     assert told.params["text"] == UNEXPECTED_ERROR
     assert told.params.get("delete_original") is not True
+
+
+async def test_a_style_button_for_a_style_no_longer_offered_gets_the_usage_and_no_model_call(frugal, fake_openai, fake_slack):
+    body, content_type = block_actions("rewrite_style_pirate", "the original", response_url=fake_slack.response_url("s9"))
+
+    await frugal.post(body, content_type)
+
+    [told] = await fake_slack.await_calls("response_url:s9")
+    assert told.params["text"] == f"That style is no longer offered. {REWRITE_USAGE}"
+    assert fake_openai.requests == []

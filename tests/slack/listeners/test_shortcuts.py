@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.infra.db.tables import LedgerRow
 from bot.slack.grammar import HELP_POINTER
-from bot.slack.listeners.shortcuts import CLASSIFY_SHORTCUT_USAGE, NOT_IN_CHANNEL, REWRITE_SHORTCUT_USAGE
+from bot.slack.listeners.shortcuts import CLASSIFY_SHORTCUT_USAGE, NOT_IN_CHANNEL, REWRITE_SHORTCUT_USAGE, STALE_BUTTON
 from tests.fakes.openai_server import Reply
 from tests.fakes.slack_signing import block_actions, message_shortcut
 
@@ -189,3 +189,13 @@ async def test_a_posted_classification_credits_the_caller(frugal, fake_slack):
     [post] = await fake_slack.await_calls("chat.postMessage")
     assert post.params["text"] == "*bug* · confidence 93%"
     assert "Classified with Frugal for <@U5>" in str(post.params["blocks"])
+
+
+async def test_post_in_thread_from_an_older_button_says_to_run_the_shortcut_again(frugal, fake_slack):
+    body, content_type = block_actions("post_in_thread", "not the current shape", response_url=fake_slack.response_url("p3"))
+
+    await frugal.post(body, content_type)
+
+    [told] = await fake_slack.await_calls("response_url:p3")
+    assert told.params["text"] == STALE_BUTTON
+    assert fake_slack.calls_to("chat.postMessage") == []
