@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 
 from bot.catalog import format_usd
+from bot.commands import is_channel_id
 from bot.config import ConfigError, Settings
 
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -86,6 +85,6 @@ def _none_subscribed(channel: str | None) -> int:
 
 
 def _channel_id(value: str) -> str:
-    if not _CHANNEL_ID.match(value):
+    if not is_channel_id(value):
         raise argparse.ArgumentTypeError(f"not a Slack channel ID: {value!r} (use the ID, e.g. C0123ABCD)")
     return value

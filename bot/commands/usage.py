@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.catalog import format_usd
+from bot.commands import is_channel_id
 from bot.config import Settings
 from bot.services.usage import ModelLine, UsageTable
 
@@ -17,7 +18,6 @@ _SINCE = re.compile(r"^\s*(\d{1,6})\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 # Ten years: anything longer is a typo, and would overflow the datetime arithmetic.
 MAX_SINCE = timedelta(days=3660)
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 
 class BadSince(ValueError):
@@ -55,7 +55,7 @@ def usage(settings: Settings, args: argparse.Namespace) -> int:
     except BadSince as err:
         print(f"frugal: {err}", file=sys.stderr)
         return 2
-    if args.channel is not None and not _CHANNEL_ID.match(args.channel):
+    if args.channel is not None and not is_channel_id(args.channel):
         print(f"frugal: --channel: {args.channel!r} is not a Slack channel ID (e.g. C0123ABCD)", file=sys.stderr)
         return 2
     table = asyncio.run(_read(settings, since, args.channel))
