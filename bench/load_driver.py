@@ -1,4 +1,4 @@
-"""The closed-loop load: N virtual users, each sending a signed /rewrite and waiting for its reply before the next."""
+"""The load: signed /rewrite slash commands, in a closed loop (N users) or an open loop (N commands a second)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.fakes.slack_signing import sign_request, slash_command
 
 ACK_TIMEOUT_S = 3.0  # Slack gives up on an acknowledgement after 3 s
 ERROR_PAUSE_S = 0.05
+USERS = 1000  # distinct Slack users the open loop's commands come from
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,13 @@ class Sample:
 
 @dataclass
 class LoadResult:
-    """Every sample of a run, the measurement window, and the server's CPU and memory over it."""
+    """Every sample of a run, the measurement window, the server's CPU and memory over it, commands in flight (open loop)."""
 
     samples: list[Sample]
     window: tuple[float, float]
     cpu_seconds: float
     peak_rss_mb: float
+    in_flight: list[int] = field(default_factory=list)
     duplicate_replies: int = 0
     late_replies: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -85,12 +87,18 @@ class ReplyInbox:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """How hard and how long to push: users, seconds of warm-up and measurement, reply timeout."""
+    """How hard and how long to push: users (closed loop) or commands a second (open loop), seconds, reply timeout.
+
+    Closed loop: ``concurrency`` users, each sending a command and waiting for its reply before the next.
+    Open loop (``rate`` set): commands sent evenly at ``rate`` a second whatever the answers, as Slack's
+    many independent users do; then concurrency is what is in flight, ``rate`` x the time a command takes.
+    """
 
     concurrency: int
     warmup: float
     duration: float
     reply_timeout: float
+    rate: float | None = None
 
 
 async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url: Callable[[str], str]) -> LoadResult:
@@ -101,16 +109,19 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
     start = time.time()
     window = (start + plan.warmup, start + plan.warmup + plan.duration)
     samples: list[Sample] = []
+    in_flight: list[int] = []
     ids = itertools.count(1)
     connector = aiohttp.TCPConnector(limit=0)
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
-            users = [
-                _virtual_user(user, target, plan, window[1], inbox, response_url, http, ids, samples)
-                for user in range(plan.concurrency)
-            ]
             cpu_task = asyncio.create_task(_cpu_over(target, window))
-            await asyncio.gather(*users)
+            if plan.rate is None:
+                await asyncio.gather(*(
+                    _virtual_user(user, target, plan, window[1], inbox, response_url, http, ids, samples)
+                    for user in range(plan.concurrency)
+                ))
+            else:
+                in_flight = await _open_loop(target, plan, window, inbox, response_url, http, samples)
             cpu_seconds = await cpu_task
     finally:
         loop.remove_reader(inbox.pipe.fileno())
@@ -119,7 +130,7 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
         if sample.error is not None:
             errors[sample.error] = errors.get(sample.error, 0) + 1
     duplicates, late = inbox.duplicates - duplicates_before, inbox.late - late_before
-    return LoadResult(samples, window, cpu_seconds, target.peak_rss_mb(), duplicates, late, errors)
+    return LoadResult(samples, window, cpu_seconds, target.peak_rss_mb(), in_flight, duplicates, late, errors)
 
 
 async def _cpu_over(target: Target, window: tuple[float, float]) -> float:
@@ -128,6 +139,43 @@ async def _cpu_over(target: Target, window: tuple[float, float]) -> float:
     before = target.cpu_seconds()
     await asyncio.sleep(max(0.0, window[1] - time.time()))
     return target.cpu_seconds() - before
+
+
+async def _open_loop(
+    target: Target,
+    plan: LoadPlan,
+    window: tuple[float, float],
+    inbox: ReplyInbox,
+    response_url: Callable[[str], str],
+    http: aiohttp.ClientSession,
+    samples: list[Sample],
+) -> list[int]:
+    """Send a command every 1/rate s until the window ends; returns the commands in flight, sampled each 100 ms in the window."""
+    assert plan.rate is not None
+    pending: set[asyncio.Task[None]] = set()
+    in_flight: list[int] = []
+    started = time.monotonic()
+    next_sample = 0.0
+
+    async def one(number: int) -> None:
+        name = f"{target.name}-{number}"
+        samples.append(await _one_command(number % USERS, name, target, plan, inbox, response_url(name), http))
+
+    for number in itertools.count(1):
+        # Sent on a fixed schedule: a slow server does not slow the arrivals down (no coordinated omission).
+        due = started + (number - 1) / plan.rate
+        if (delay := due - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        if time.time() >= window[1]:
+            break
+        if time.time() >= window[0] and time.monotonic() >= next_sample:
+            in_flight.append(len(pending))
+            next_sample = time.monotonic() + 0.1
+        task = asyncio.create_task(one(number))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    return in_flight
 
 
 async def _virtual_user(

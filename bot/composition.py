@@ -87,10 +87,11 @@ def build_container(settings: Settings) -> Container:
     alerts = SlackAdminAlerts(
         settings.admins, api_url=settings.slack_api_url, bot_token=settings.slack_bot_token, installations=installations
     )
+    ledger = SqlLedger(sessions)
     router = ModelRouter(
         chat_model,
         catalog,
-        SqlLedger(sessions),
+        ledger,
         chain,
         baseline_model=resolve_baseline(catalog, settings.baseline_model),
         status_store=SqlModelStatusStore(sessions),
@@ -126,7 +127,7 @@ def build_container(settings: Settings) -> Container:
         settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
         lifecycle=lifecycle, alerts=alerts, digests=digests,
         daily_jobs=[deliveries.purge],
-        closers=[deliveries.aclose, responses.aclose],
+        closers=[ledger.drain, deliveries.aclose, responses.aclose],
         usage=usage,
         quota=quota,
         minute_jobs=[quota.expire],

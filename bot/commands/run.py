@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
 
 from bot.config import Settings
 
@@ -21,8 +22,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runtime import serve
 
     settings.require_serving(socket_mode=args.socket)
-    asyncio.run(serve(settings, port=args.port or settings.port, socket_mode=args.socket))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings, port=args.port or settings.port, socket_mode=args.socket))
     return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (not on Windows), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    # Its C event loop and transports take ~10% less CPU per request than asyncio's (docs/benchmarks.md).
+    return uvloop.new_event_loop
 
 
 def _port(value: str) -> int:

@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.slack import listeners
 from bot.slack.clients import ResponseUrlSession, respond_middleware, web_client
 from bot.slack.deps import SlackDeps, attach
-from bot.slack.once import DeliveryClaims, install_once_only
+from bot.slack.once import DeliveryClaims, DuplicateDelivery, install_once_only
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ def build_bolt_app(
 
     @app.error
     async def on_error(error: Exception, respond: AsyncRespond | None = None) -> None:
+        if isinstance(error, DuplicateDelivery):
+            return  # a retry or duplicate, acknowledged and dropped (logged where the claim was lost)
         # The one place unexpected errors end: logged by type (never message text), told to the user.
         log.error("unhandled %s in a Slack listener", type(error).__name__, exc_info=error)
         if respond is not None:

@@ -1,19 +1,27 @@
-"""Once-only Slack deliveries: each is claimed by its idempotency key before any listener runs.
+"""Once-only Slack deliveries: each is claimed by its idempotency key before its listener does any work.
 
 A retried or duplicated delivery (Slack's retries, a proxy's resend, two replicas behind a load
 balancer) finds its key taken and is acknowledged with nothing else done: no model call, no reply,
 no charge. The key is the listeners' request key, so a delivery and its ledger rows share it.
 Slack's X-Slack-Retry-Num / X-Slack-Retry-Reason headers are only logged: the key decides.
+
+Events are claimed before the (automatic) ack, so a claim that fails answers HTTP 500 and Slack
+retries the event later. Commands and interactions, which Slack never retries and whose listeners
+ack themselves, are claimed while the listener acks: the claim's round trip stays off the ack, and
+the listener's `await ack()` returns only once the claim is won; for a duplicate it raises
+DuplicateDelivery, which ends the listener quietly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -38,6 +46,10 @@ class DeliveryClaims(Protocol):
     async def finish(self, key: str) -> None:
         """Record that the delivery was processed."""
         ...
+
+
+class DuplicateDelivery(Exception):
+    """The delivery was already claimed (a retry or a duplicate): its listener stops, with nothing done."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ def _delivery(key: str, kind: str) -> Delivery:
 
 
 def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
-    """Make `app` claim every delivery before its listeners run and mark it done after them."""
+    """Make `app` claim every delivery before its listener's work, and mark it done after the listener."""
 
     async def claim_delivery(
         body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, next  # noqa: A002 (Bolt's name)
@@ -92,23 +104,76 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
         if delivery is None:
             await next()
             return None
+        claim = _Claim(claims, delivery, context, request)
+        if delivery.kind != "event" and not app.process_before_response:
+            # The listener runs in a task of its own and acks there; the claim runs meanwhile.
+            context["ack"] = _AckThenClaim(claim)
+            await next()
+            return None
         # A database error propagates: Bolt's error handler tells the user, and Slack may retry the event.
-        if await claims.claim(delivery.key, team_id=context.team_id, kind=delivery.kind) is None:
-            log.info(
-                "duplicate %s delivery dropped (Slack retry %s, reason %s)",
-                delivery.kind,
-                _header(request, "x-slack-retry-num"),
-                _header(request, "x-slack-retry-reason"),
-            )
+        try:
+            await claim.won()
+        except DuplicateDelivery:
             # Not calling next(): Bolt sends this response (the ack) and runs no listener.
             return BoltResponse(status=200, body="")
-        context[_CONTEXT_KEY] = delivery.key
         await next()
         return None
 
     app.middleware(claim_delivery)
     # Bolt calls its completion handler once a listener has returned (or raised), after the ack.
     app.listener_runner.listener_completion_handler = _FinishDelivery(claims)
+
+
+class _Claim:
+    """One delivery's claim, started at once; won() waits for it and raises DuplicateDelivery when it is taken."""
+
+    def __init__(self, claims: DeliveryClaims, delivery: Delivery, context: AsyncBoltContext, request: AsyncBoltRequest) -> None:
+        self._delivery = delivery
+        self._context = context
+        self._request = request
+        self._task = asyncio.create_task(claims.claim(delivery.key, team_id=context.team_id, kind=delivery.kind))
+        # Retrieved here too, so a claim nobody waits for (a listener that failed first) logs no warning.
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def won(self) -> None:
+        """Return once this process holds the claim (the listener may work); raise DuplicateDelivery if not."""
+        if await self._task is None:
+            log.info(
+                "duplicate %s delivery dropped (Slack retry %s, reason %s)",
+                self._delivery.kind,
+                _header(self._request, "x-slack-retry-num"),
+                _header(self._request, "x-slack-retry-reason"),
+            )
+            raise DuplicateDelivery(self._delivery.key)
+        self._context[_CONTEXT_KEY] = self._delivery.key
+
+
+class _AckThenClaim(AsyncAck):
+    """ack() that sets the response at once (Bolt sends it), then waits for the delivery's claim before returning."""
+
+    _response: BoltResponse | None = None
+
+    def __init__(self, claim: _Claim) -> None:
+        super().__init__()
+        self._claim = claim
+
+    @property  # type: ignore[override]
+    def response(self) -> BoltResponse | None:
+        """The acknowledgement Bolt sends to Slack."""
+        return self._response
+
+    @response.setter
+    def response(self, value: BoltResponse | None) -> None:
+        # Bolt's listener runner resets the response to None when a listener raises after acking (here:
+        # a lost or failed claim); the ack was given and Slack must still get it, or it shows an error.
+        if value is not None or self._response is None:
+            self._response = value
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        """Acknowledge; return when the claim is won, raise DuplicateDelivery when it is not."""
+        response = await super().__call__(*args, **kwargs)
+        await self._claim.won()
+        return response
 
 
 class _FinishDelivery(AsyncListenerCompletionHandler):

@@ -73,3 +73,21 @@ async def test_the_inbox_matches_replies_and_counts_duplicates_and_late_ones():
 
     assert waiting.result().name == "frugal-1"
     assert (inbox.duplicates, inbox.late) == (1, 1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU and memory from /proc")
+def test_an_open_loop_sends_on_schedule_and_reports_what_was_in_flight(tmp_path):
+    output = tmp_path / "load.md"
+
+    code = main(["--rate", "40", "--servers", "frugal", "--model-latency", "0.2", "--duration", "2",
+                 "--warmup", "0.5", "--output", str(output)])
+
+    report = output.read_text()
+    assert code == 0
+    assert "open loop, 40 commands/s" in report
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")}
+    # 40 a second, each taking a little over 0.2 s: about 8 in flight, whatever the server's speed.
+    assert 4 <= float(rows["commands in flight (mean over the window)"][0]) <= 20
+    assert 30 <= float(rows["completed replies/s"][0]) <= 50
+    assert rows["errors / commands sent"][0].startswith("0 / ")
+    assert "--rate 40" in report

@@ -107,7 +107,16 @@ class Drop:
     """Close the connection without sending any response."""
 
 
-Step = Union[Reply, Fail, Hang, Drop]
+@dataclass(frozen=True)
+class Raw:
+    """Answer with exactly this status and body (a proxy's HTML page, a body cut short)."""
+
+    status: int
+    body: str
+    content_type: str = "text/html"
+
+
+Step = Union[Reply, Fail, Hang, Drop, Raw]
 Behaviour = Union[Step, Callable[[RecordedRequest], Step]]
 
 
@@ -192,6 +201,8 @@ class FakeOpenAI(ThreadedAiohttpServer):
             await asyncio.sleep(3600)
         if isinstance(step, Fail):
             return web.json_response(step.body(), status=step.status, headers=step.headers)
+        if isinstance(step, Raw):
+            return web.Response(text=step.body, status=step.status, content_type=step.content_type)
         return web.json_response(completion_body(body, step), headers=step.headers)
 
     async def _list_models(self, request: web.Request) -> web.Response:

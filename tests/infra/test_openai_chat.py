@@ -11,7 +11,8 @@ import pytest
 from bot.catalog import TokenUsage
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.chat import ChatRequest, ErrorKind, ModelCallError
-from tests.fakes.openai_server import Drop, Fail, Hang, Reply
+from bot.infra.openai_chat import _env_proxy
+from tests.fakes.openai_server import Drop, Fail, Hang, Raw, Reply
 
 REQUEST = ChatRequest(model="gpt-4.1-nano", messages=({"role": "user", "content": "hi"},), max_tokens=20)
 
@@ -128,3 +129,67 @@ async def test_the_model_list_with_shutdown_dates(model, fake_openai):
     listed = {m.id: m.shutdown_date for m in await model.list_models()}
 
     assert listed == {"gpt-4.1-nano": date(2026, 12, 1), "gpt-4o": None}
+
+
+async def test_the_request_is_the_chat_completions_api_s_own(model, fake_openai):
+    fake_openai.script("gpt-4.1-nano", Reply("ok"))
+
+    await model.complete(ChatRequest(**{**REQUEST.__dict__, "json_schema": {"type": "object"}, "logprobs": True}))
+
+    [sent] = fake_openai.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.headers["Authorization"] == "Bearer sk-test"
+    assert sent.json == {
+        "model": "gpt-4.1-nano",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 20,
+        "temperature": REQUEST.temperature,
+        "response_format": {
+            "type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+        },
+        "logprobs": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("step", "kind", "status", "code"),
+    [
+        (Raw(200, "<html>gateway</html>"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
+        (Raw(200, '{"choices": []}', "application/json"), ErrorKind.SERVER_ERROR, None, "empty_response"),
+        (Raw(200, '["not", "an", "object"]', "application/json"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
+        (Raw(502, "<html>Bad Gateway</html>"), ErrorKind.SERVER_ERROR, 502, None),
+        (Raw(429, "slow down"), ErrorKind.RATE_LIMITED, 429, None),
+        (Raw(400, '{"error": "a string, not an object"}', "application/json"), ErrorKind.BAD_REQUEST, 400, None),
+    ],
+    ids=["html-200", "no-choices", "json-list", "html-502", "text-429", "odd-error"],
+)
+async def test_answers_that_are_not_the_api_s_shape_are_classified_not_raised(model, fake_openai, step, kind, status, code):
+    fake_openai.script("gpt-4.1-nano", step)
+
+    err = await _fail(model)
+
+    assert (err.kind, err.status, err.code) == (kind, status, code)
+
+
+async def test_usage_and_logprobs_of_odd_shapes_are_read_safely(model, fake_openai):
+    body = (
+        '{"model": "gpt-4.1-nano", "choices": [{"message": {"content": "ok"}, "logprobs": {"content": '
+        '[{"token": "ok", "logprob": -0.5}, {"token": 3}, "junk"]}}], '
+        '"usage": {"prompt_tokens": 7, "completion_tokens": "two", "prompt_tokens_details": null}}'
+    )
+    fake_openai.script("gpt-4.1-nano", Raw(200, body, "application/json"))
+
+    result = await model.complete(REQUEST)
+
+    assert result.usage == TokenUsage(prompt_tokens=7, cached_tokens=0, completion_tokens=0)
+    assert [(t.token, t.logprob) for t in result.logprobs] == [("ok", -0.5)]
+
+
+def test_the_proxy_comes_from_the_environment_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    assert _env_proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "api.openai.com")
+    assert _env_proxy("https://api.openai.com/v1/chat/completions") is None

@@ -16,7 +16,9 @@ from bot.infra.db.engine import make_sessionmaker
 from bot.infra.db.tables import LedgerRow
 from bot.slack.app import UNEXPECTED_ERROR
 from bot.slack.clients import ResponseUrlSession
-from bot.slack.once import MAX_KEY_LENGTH, Delivery, delivery_of, install_once_only
+from bot.slack.once import MAX_KEY_LENGTH, Delivery, DuplicateDelivery, delivery_of, install_once_only
+from slack_bolt.authorization import AuthorizeResult
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.slack_signing import (
     app_mention_event,
     block_actions,
@@ -84,6 +86,88 @@ async def test_failing_to_mark_done_is_logged_by_type_and_does_not_raise(caplog)
     [record] = [r for r in caplog.records if r.name == "bot.slack.once"]
     assert record.levelname == "WARNING" and "OperationalError" in record.getMessage()
     assert "EvX" not in record.getMessage()
+
+
+class _HeldClaims:
+    """Claims the test decides: each waits until released, then answers ``outcome`` (or raises it)."""
+
+    def __init__(self, outcome: int | None | Exception) -> None:
+        self.outcome = outcome
+        self.release = asyncio.Event()
+        self.finished: list[str] = []
+
+    async def claim(self, key: str, *, team_id: str | None, kind: str) -> int | None:
+        await self.release.wait()
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        return self.outcome
+
+    async def finish(self, key: str) -> None:
+        self.finished.append(key)
+
+
+def _command_app(claims: _HeldClaims, worked: list[str], errors: list[Exception]) -> AsyncApp:
+    async def authorize(**_: object) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=None, team_id="T0001", bot_token="xoxb-unit", bot_user_id="UBOT", bot_id="B1")
+
+    app = AsyncApp(signing_secret="s", authorize=authorize, request_verification_enabled=False)
+    install_once_only(app, claims)
+
+    @app.command("/rewrite")
+    async def listener(ack, command) -> None:
+        await ack(text="working on it")
+        worked.append(command["trigger_id"])
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        errors.append(error)
+
+    return app
+
+
+async def _dispatch_command(app: AsyncApp, trigger_id: str):
+    body, content_type = slash_command("/rewrite", "send it pls", trigger_id=trigger_id)
+    return await app.async_dispatch(AsyncBoltRequest(body=body, headers={"content-type": [content_type]}))
+
+
+async def test_a_command_is_acknowledged_before_its_claim_is_decided():
+    claims, worked, errors = _HeldClaims(outcome=1), [], []
+    app = _command_app(claims, worked, errors)
+
+    response = await _dispatch_command(app, "1.2.held")
+
+    assert (response.status, response.body) == (200, "working on it")
+    await asyncio.sleep(0.05)
+    assert worked == [], "nothing after the ack runs before the claim is won"
+    claims.release.set()
+    await settle_listeners()
+    assert (worked, claims.finished, errors) == (["1.2.held"], ["command:1.2.held"], [])
+
+
+async def test_a_command_whose_claim_is_lost_is_acknowledged_and_does_nothing():
+    claims, worked, errors = _HeldClaims(outcome=None), [], []
+    claims.release.set()  # decided at once: Bolt must still send the ack the listener gave
+    app = _command_app(claims, worked, errors)
+
+    response = await _dispatch_command(app, "1.2.lost")
+
+    assert (response.status, response.body) == (200, "working on it")
+    await settle_listeners()
+    assert worked == [] and claims.finished == []
+    assert [type(e) for e in errors] == [DuplicateDelivery]
+
+
+async def test_a_claim_that_fails_still_sends_the_ack_and_reaches_the_error_handler():
+    claims, worked, errors = _HeldClaims(outcome=OperationalError("INSERT", {}, ConnectionResetError())), [], []
+    claims.release.set()
+    app = _command_app(claims, worked, errors)
+
+    response = await _dispatch_command(app, "1.2.down")
+
+    assert response.status == 200
+    await settle_listeners()
+    assert worked == [] and claims.finished == []
+    assert [type(e) for e in errors] == [OperationalError]
 
 
 # --- helpers -------------------------------------------------------------------
@@ -286,7 +370,7 @@ async def test_a_database_error_while_claiming_fails_visibly_and_calls_no_model(
 
     response = await frugal.post(body, content_type)
 
-    assert response.status == 500
+    assert response.status == 200, "a command is acknowledged while it is claimed; Slack never retries one"
     [told] = await fake_slack.await_calls("response_url:broken")
     assert told.params["text"] == UNEXPECTED_ERROR
     event_body, event_type = event_callback(app_mention_event("<@UBOT> rewrite hi"))

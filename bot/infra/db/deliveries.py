@@ -16,6 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import Insert
 
 from bot.infra.db.base import Base
+from bot.infra.db.group_commit import GroupCommit
+from bot.infra.db.sqlite_writers import write_turn
 from bot.infra.db.engine import (
     _sqlite_pragmas as sqlite_pragmas,  # the same per-connection settings as the main engine
 )
@@ -59,11 +61,11 @@ class DeliveryRow(Base):
     )
 
 
-# The claims' own connections: a claim runs before the ack, so it must not wait for a connection held by
-# post-ack work (quota, ledger, digests, finish). Each use is one autocommitted statement, so a few suffice;
-# two replicas stay well inside PostgreSQL's default 100 connections (2 x (30 + 15)).
+# The claims' own connections: a claim (before an event's ack, beside a command's) must not wait for a
+# connection held by other work (quota, ledger, digests, finish). Each use is one autocommitted statement,
+# so a few suffice; two replicas stay inside PostgreSQL's default 100 connections (2 x (40 + 10)).
 CLAIM_POOL_SIZE = 5
-CLAIM_POOL_OVERFLOW = 10
+CLAIM_POOL_OVERFLOW = 5
 
 
 def claims_engine(url: URL) -> AsyncEngine:
@@ -135,6 +137,8 @@ class SqlDeliveries:
             .where(DeliveryRow.key == bindparam("delivery_key"))
             .values(state=DONE, done_at=bindparam("done_at", type_=DeliveryRow.__table__.c.done_at.type))
         )
+        # Under load, the deliveries finishing together are marked done in one round trip.
+        self._finished: GroupCommit[str] = GroupCommit(self._mark_done)
         self._purge = delete(DeliveryRow).where(
             DeliveryRow.first_seen_at < bindparam("cutoff", type_=DeliveryRow.__table__.c.first_seen_at.type)
         )
@@ -144,10 +148,10 @@ class SqlDeliveries:
         now = self._clock()
         params = {"key": key, "team_id": team_id, "kind": kind, "now": now, "lease_expires_at": now + self._lease}
         if self._claim_engine is not None:
-            async with self._claim_engine.connect() as conn:  # in autocommit since it connected
+            async with write_turn(self._claim_engine), self._claim_engine.connect() as conn:  # autocommit since connected
                 claims = (await conn.execute(self._claim, params)).scalar()
         else:
-            async with self._autocommit() as conn:
+            async with write_turn(self._engine), self._autocommit() as conn:
                 claims = (await conn.execute(self._claim, params)).scalar()
         if claims is not None and claims > 1:
             log.warning("%s delivery taken over after its lease expired (claim %d)", kind, claims)
@@ -155,8 +159,17 @@ class SqlDeliveries:
 
     async def finish(self, key: str) -> None:
         """Mark the delivery done: no retry of it runs again, whatever its lease."""
-        async with self._autocommit() as conn:
-            await conn.execute(self._finish, {"delivery_key": key, "done_at": self._clock()})
+        await self._finished.submit(key)
+
+    async def _mark_done(self, keys: list[str]) -> None:
+        done_at = self._clock()
+        params = [{"delivery_key": key, "done_at": done_at} for key in keys]
+        if self._engine.dialect.name == "postgresql":
+            async with self._autocommit() as conn:  # asyncpg runs the batch atomically, in one round trip
+                await conn.execute(self._finish, params)
+        else:
+            async with write_turn(self._engine), self._engine.begin() as conn:  # one commit for the batch
+                await conn.execute(self._finish, params)
 
     async def purge(self) -> int:
         """Delete deliveries first seen longer ago than the retention; returns how many."""
@@ -174,7 +187,8 @@ class SqlDeliveries:
         return cls(engine, claim_engine=claims_engine(engine.url), **options)
 
     async def aclose(self) -> None:
-        """Close the claims' own connections (the shared engine is left to its owner)."""
+        """Finish the pending done marks, close the claims' own connections (the shared engine is left to its owner)."""
+        await self._finished.drain()
         if self._claim_engine is not None:
             await self._claim_engine.dispose()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.infra.db.group_commit import GroupCommit
+from bot.infra.db.sqlite_writers import write_turn
 from bot.infra.db.tables import LedgerRow
 from bot.ports.ledger import LedgerEntry
 
@@ -24,8 +26,17 @@ class SqlLedger:
         if engine.dialect.name == "postgresql":
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._engine = engine
+        # Under load, the rows of concurrent calls share one INSERT and one commit.
+        self._rows: GroupCommit[LedgerEntry] = GroupCommit(self._insert)
 
     async def record(self, entry: LedgerEntry) -> None:
-        """Append one entry."""
-        async with self._engine.begin() as conn:
-            await conn.execute(_INSERT, vars(entry))
+        """Append one entry; returns once it is committed."""
+        await self._rows.submit(entry)
+
+    async def drain(self) -> None:
+        """Wait until every entry recorded so far is written (before the engine closes)."""
+        await self._rows.drain()
+
+    async def _insert(self, entries: list[LedgerEntry]) -> None:
+        async with write_turn(self._engine), self._engine.begin() as conn:
+            await conn.execute(_INSERT, [vars(entry) for entry in entries])

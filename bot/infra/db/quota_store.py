@@ -7,7 +7,6 @@ before a concurrent `set_limit`. Requests some limit applies to take the lock an
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
+from bot.infra.db.sqlite_writers import write_turn
 from bot.infra.db.quota_tables import QuotaCounterRow, QuotaHoldRow, QuotaLimitRow, QuotaReservationRow
 from bot.infra.db.tables import LedgerRow
 from bot.ports.quota import Metric, Period
@@ -52,9 +52,6 @@ class SqlQuotaStore:
         # Shares the engine's pool; each reserve or settle is one statement, atomic on its own, so it
         # needs no BEGIN/COMMIT round trips (PostgreSQL only: on aiosqlite switching costs thread hops).
         self._single_statements = engine.execution_options(isolation_level="AUTOCOMMIT")
-        # SQLite's busy handler backs off in sleeps of up to 100 ms; queueing this process's quota
-        # writers here first keeps them off it (other processes still queue on BEGIN IMMEDIATE).
-        self._sqlite_writer = asyncio.Lock()
 
     # --- reserve, settle, release, expire ---------------------------------------------------
 
@@ -252,7 +249,7 @@ class SqlQuotaStore:
     async def _immediate(self) -> AsyncIterator[AsyncConnection]:
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so read-then-write is serialized
         # across processes; the driver's own deferred BEGIN would let two readers race.
-        async with self._sqlite_writer, self._engine.connect() as conn:
+        async with write_turn(self._engine), self._engine.connect() as conn:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
