@@ -18,6 +18,7 @@ from tests.fakes.slack_signing import sign_request, slash_command
 ACK_TIMEOUT_S = 3.0  # Slack gives up on an acknowledgement after 3 s
 ERROR_PAUSE_S = 0.05
 USERS = 1000  # distinct Slack users the open loop's commands come from
+_RUNS = itertools.count(1)  # each run's commands get names of their own: the reply inbox outlives a run
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class ReplyInbox:
         self._answered: set[str] = set()
         self.duplicates = 0
         self.late = 0
+        self._late_names: list[str] = []
+        self._duplicate_names: list[str] = []
 
     def expect(self, name: str) -> asyncio.Future[ReplyArrival]:
         """A future resolved when a reply to response URL ``name`` arrives."""
@@ -64,6 +67,11 @@ class ReplyInbox:
         """Stop waiting for ``name`` (a reply arriving later counts as late)."""
         self._waiting.pop(name, None)
 
+    def strays(self, prefix: str) -> tuple[int, int]:
+        """Duplicate and late replies to commands named ``prefix-...`` (a run's own, not an earlier server's)."""
+        mine = f"{prefix}-"
+        return (sum(n.startswith(mine) for n in self._duplicate_names), sum(n.startswith(mine) for n in self._late_names))
+
     def drain_pipe(self) -> None:
         """Read every arrival queued on the pipe (called when it is readable)."""
         try:
@@ -72,8 +80,10 @@ class ReplyInbox:
                 future = self._waiting.pop(arrival.name, None)
                 if arrival.name in self._answered:
                     self.duplicates += 1
+                    self._duplicate_names.append(arrival.name)
                 elif future is None or future.done():
                     self.late += 1
+                    self._late_names.append(arrival.name)
                 else:
                     future.set_result(arrival)
                 self._answered.add(arrival.name)
@@ -105,23 +115,23 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
     """Run ``plan`` against ``target``; requests stop at the window's end, then in-flight ones finish or time out."""
     loop = asyncio.get_running_loop()
     loop.add_reader(inbox.pipe.fileno(), inbox.drain_pipe)
-    duplicates_before, late_before = inbox.duplicates, inbox.late
     start = time.time()
     window = (start + plan.warmup, start + plan.warmup + plan.duration)
     samples: list[Sample] = []
     in_flight: list[int] = []
     ids = itertools.count(1)
+    prefix = f"{target.name}{next(_RUNS)}"
     connector = aiohttp.TCPConnector(limit=0)
     try:
         async with aiohttp.ClientSession(connector=connector) as http:
             cpu_task = asyncio.create_task(_cpu_over(target, window))
             if plan.rate is None:
                 await asyncio.gather(*(
-                    _virtual_user(user, target, plan, window[1], inbox, response_url, http, ids, samples)
+                    _virtual_user(user, prefix, target, plan, window[1], inbox, response_url, http, ids, samples)
                     for user in range(plan.concurrency)
                 ))
             else:
-                in_flight = await _open_loop(target, plan, window, inbox, response_url, http, samples)
+                in_flight = await _open_loop(prefix, target, plan, window, inbox, response_url, http, samples)
             cpu_seconds = await cpu_task
     finally:
         loop.remove_reader(inbox.pipe.fileno())
@@ -129,7 +139,8 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
     for sample in samples:
         if sample.error is not None:
             errors[sample.error] = errors.get(sample.error, 0) + 1
-    duplicates, late = inbox.duplicates - duplicates_before, inbox.late - late_before
+    # Counted by name: a reply the previous server posted just before it was stopped is not this run's.
+    duplicates, late = inbox.strays(prefix)
     return LoadResult(samples, window, cpu_seconds, target.peak_rss_mb(), in_flight, duplicates, late, errors)
 
 
@@ -142,6 +153,7 @@ async def _cpu_over(target: Target, window: tuple[float, float]) -> float:
 
 
 async def _open_loop(
+    prefix: str,
     target: Target,
     plan: LoadPlan,
     window: tuple[float, float],
@@ -158,7 +170,7 @@ async def _open_loop(
     next_sample = 0.0
 
     async def one(number: int) -> None:
-        name = f"{target.name}-{number}"
+        name = f"{prefix}-{number}"
         samples.append(await _one_command(number % USERS, name, target, plan, inbox, response_url(name), http))
 
     for number in itertools.count(1):
@@ -180,6 +192,7 @@ async def _open_loop(
 
 async def _virtual_user(
     user: int,
+    prefix: str,
     target: Target,
     plan: LoadPlan,
     stop_at: float,
@@ -190,7 +203,7 @@ async def _virtual_user(
     samples: list[Sample],
 ) -> None:
     while time.time() < stop_at:
-        name = f"{target.name}-{next(ids)}"
+        name = f"{prefix}-{next(ids)}"
         sample = await _one_command(user, name, target, plan, inbox, response_url(name), http)
         samples.append(sample)
         if sample.error is not None:

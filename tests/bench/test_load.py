@@ -73,6 +73,8 @@ async def test_the_inbox_matches_replies_and_counts_duplicates_and_late_ones():
 
     assert waiting.result().name == "frugal-1"
     assert (inbox.duplicates, inbox.late) == (1, 1)
+    assert inbox.strays("frugal") == (1, 1)
+    assert inbox.strays("baseline") == (0, 0), "a run counts only the replies to its own commands"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads CPU and memory from /proc")

@@ -76,12 +76,11 @@ class _DatabaseDown:
 
 
 async def test_failing_to_mark_done_is_logged_by_type_and_does_not_raise(caplog):
-    app = AsyncApp(token="xoxb-unit", signing_secret="s")
-    install_once_only(app, _DatabaseDown())
-    request = AsyncBoltRequest(body="{}", headers={"content-type": ["application/json"]})
-    request.context["frugal_delivery_key"] = "event:EvX"
+    app = _command_app(_DatabaseDown(), [], [])
+    caplog.set_level("INFO", logger="bot.slack.once")
 
-    await app.listener_runner.listener_completion_handler.handle(request=request, response=None)
+    await _dispatch_command(app, "1.2.EvX")
+    await settle_listeners()
 
     [record] = [r for r in caplog.records if r.name == "bot.slack.once"]
     assert record.levelname == "WARNING" and "OperationalError" in record.getMessage()

@@ -63,7 +63,7 @@ class DeliveryRow(Base):
 
 # The claims' own connections: a claim (before an event's ack, beside a command's) must not wait for a
 # connection held by other work (quota, ledger, digests, finish). Each use is one autocommitted statement,
-# so a few suffice; two replicas stay inside PostgreSQL's default 100 connections (2 x (40 + 10)).
+# so a few suffice; two replicas stay inside PostgreSQL's default 100 connections (2 x (30 + 10)).
 CLAIM_POOL_SIZE = 5
 CLAIM_POOL_OVERFLOW = 5
 

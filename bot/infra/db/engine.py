@@ -15,10 +15,10 @@ def make_engine(url: str) -> AsyncEngine:
     # No pool_pre_ping: on asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) before every
     # statement. A connection that died with the server fails its statement instead, and SQLAlchemy then
     # invalidates the whole pool, so the next checkouts reconnect (tests/faults/test_database_restart.py).
-    # Sized for ~200 requests a second: connections beyond pool_size are closed on return, and at the
-    # old 10 + 20 the pool opened and closed connections all the time (connect, TLS probe, type
-    # introspection, statement preparation: a fifth of the CPU, bench/load.py).
-    return create_async_engine(url, pool_size=30, max_overflow=10, pool_recycle=1800)
+    # Sized for ~200 requests a second: connections beyond pool_size are closed on return, and when
+    # most requests overflowed the pool it opened and closed connections all the time (connect, TLS
+    # probe, type introspection, statement preparation: a fifth of the CPU, bench/load.py).
+    return create_async_engine(url, pool_size=20, max_overflow=10, pool_recycle=1800)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
