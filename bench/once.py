@@ -1,18 +1,21 @@
-"""What once-only delivery costs before the ack: claim and finish latency, and claims under contention; prints markdown.
+"""What once-only delivery costs: claim and finish latency, and claims under contention; prints markdown.
 
 Measures the real `SqlDeliveries` (bot/infra/db/deliveries.py) on a migrated temp-file SQLite
 database and, with --postgres or TEST_DATABASE_URL, on a throwaway PostgreSQL database:
 
-- claim, new key: the one statement every Slack delivery runs before its listener (and its ack);
+- claim, new key: the one statement every Slack delivery runs before its listener's work (before an
+  event's ack; beside a command's or an interaction's, which is sent while the claim runs);
 - claim, duplicate: what a retried delivery costs before it is dropped;
-- finish: marking the delivery done, after the listener (off the ack path);
+- finish: marking the delivery done, after the listener (off the ack path); under load the done
+  marks of many deliveries share one UPDATE (group commit), here each call is alone;
 - raw asyncpg (PostgreSQL only): the same INSERT … ON CONFLICT … RETURNING sent by asyncpg on one
   open connection, i.e. exactly one round trip — the floor the store is compared with;
 - contention: two engines (two replicas) with `--concurrency` tasks each, every key claimed four
   times at once (twice per replica); reports claims per second and checks one winner per key.
 
-Statements per claim are counted with SQLAlchemy's before_cursor_execute; claims run in
-autocommit, so there is no BEGIN/COMMIT around the statement. Figures are milliseconds.
+Statements per call are counted with SQLAlchemy's before_cursor_execute; claims run in
+autocommit, so there is no BEGIN/COMMIT around the statement (nor around a finish on PostgreSQL;
+on SQLite a finish batch is one transaction). Figures are milliseconds.
 
     python bench/once.py                       # 2,000 claims per row
     python bench/once.py --claims 5000 --concurrency 32
@@ -135,7 +138,7 @@ def render(results: dict[str, dict], concurrency: int) -> str:
     verdicts = []
     for database, result in results.items():
         for name, values in result["samples"].items():
-            statements = f"{result['per_claim']:.0f} (autocommit)" if name != "raw asyncpg, one round trip" else "1"
+            statements = f"{result['per_claim']:.0f}" if name != "raw asyncpg, one round trip" else "1"
             lines.append(
                 f"| {database} | {name} | {len(values):,} | {statistics.median(values):.2f} | "
                 f"{_percentile(values, 0.99):.2f} | {statements} |"
@@ -152,7 +155,7 @@ def render(results: dict[str, dict], concurrency: int) -> str:
             f"| {database} | 2 replicas × {concurrency} tasks, 4 attempts per key | {result['throughput']:,.0f} | "
             f"{'yes' if result['exact'] else 'NO'} |"
         )
-    lines += ["", f"Target: a claim (before the ack) p50 ≤ {TARGET_P50_MS:g} ms, one statement. " + "; ".join(verdicts) + "."]
+    lines += ["", f"Target: a claim p50 ≤ {TARGET_P50_MS:g} ms, one statement. " + "; ".join(verdicts) + "."]
     return "\n".join(lines)
 
 

@@ -41,6 +41,8 @@ def test_figures_count_answers_until_the_last_answer_and_missing_acks_as_three_s
     assert figures["answered_per_s"] == pytest.approx(2 / 1.5)
     assert figures["replies_per_s"] == pytest.approx(4 / 1.5)
     assert figures["ack_p99"] == 3000.0 and figures["ack_p50"] == 40.0
+    answered_acks = sorted(a for o in _run().outcomes if o.kind == "answered" for a in o.acks_ms)
+    assert figures["answered_ack_p99"] == answered_acks[-1], "the answered deliveries' acks, without the refusals"
     assert (figures["answered"], figures["refused"], figures["errors"]) == (2, 2, 1)
     assert (figures["duplicated"], figures["retried"]) == (2, 1)
 
