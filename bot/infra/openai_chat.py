@@ -48,9 +48,14 @@ class OpenAIChatModel:
             "Accept": "application/json",
             "User-Agent": f"frugal (openai-python {openai.__version__} compatible)",
         }
+        # As the SDK sends them (from OPENAI_ORG_ID / OPENAI_PROJECT_ID): the calls are billed where it bills.
+        for header, value in (("OpenAI-Organization", self._client.organization), ("OpenAI-Project", self._client.project)):
+            if value:
+                self._headers[header] = value
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._proxy = _env_proxy(self._completions_url)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Run one Chat Completions request; raise ModelCallError on failure."""
@@ -67,6 +72,8 @@ class OpenAIChatModel:
             }
         if request.logprobs:
             body["logprobs"] = True
+        if self._closed:  # shutting down: no new session left open behind
+            raise ModelCallError(ErrorKind.CONNECTION, request.model, detail="the model client is closed")
         started = time.perf_counter()
         # One POST on aiohttp, not `client.chat.completions.create`: the SDK's request building, httpx
         # layers and response models cost ~1.2 ms of CPU per call against ~0.2 ms for the same POST,
@@ -88,15 +95,19 @@ class OpenAIChatModel:
         except (ValueError, AttributeError):
             # A proxy's HTML error page with a 200, or a body cut short.
             raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="invalid_response", latency_ms=latency_ms) from None
+        if not isinstance(choices, list):
+            raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="invalid_response", latency_ms=latency_ms)
         if not choices or not isinstance(choices[0], dict):
             # Some compatible servers answer 200 with no choice when generation fails.
             raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="empty_response", latency_ms=latency_ms)
         choice = choices[0]
-        text = _get(choice, "message", "content") or ""
+        text = _text(_get(choice, "message", "content"))
+        served = completion.get("model")
         return ChatResult(
-            text=text if isinstance(text, str) else str(text),
+            text=text,
             usage=_usage(completion.get("usage"), request, text),
-            served_model=completion.get("model") or request.model,
+            # What the server says it ran, if it says so in a model ID's shape (the ledger column holds 128).
+            served_model=served if isinstance(served, str) and 0 < len(served) <= 128 else request.model,
             latency_ms=latency_ms,
             logprobs=_logprobs(choice),
         )
@@ -122,7 +133,8 @@ class OpenAIChatModel:
         return [RemoteModel(id=m.id, shutdown_date=_date(getattr(m, "shutdown_date", None))) async for m in page]
 
     async def close(self) -> None:
-        """Close the HTTP connection pools."""
+        """Close the HTTP connection pools; a call after this fails as a connection error."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -238,6 +250,15 @@ def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...] | None:
         for token, logprob in pairs
         if isinstance(token, str) and isinstance(logprob, int | float)
     ) or None
+
+
+def _text(content: Any) -> str:
+    """The message's text: a string, or the text parts of a list of content parts (as some gateways send)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 def _get(value: Any, *path: str) -> Any:

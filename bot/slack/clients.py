@@ -34,6 +34,7 @@ RATE_LIMIT_RETRIES = 2
 MAX_RETRY_AFTER_S = 30
 # A reset or refused connection is retried with slack_sdk's short backoff (0.5 s, then 1 s).
 CONNECTION_RETRIES = 2
+CONNECTION_BACKOFF_S = 0.5
 
 
 class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
@@ -157,13 +158,22 @@ class RetryingRespond(AsyncRespond):
         # connections. The POST is AsyncWebhookClient.send_dict's, without building a client per reply
         # (it re-reads the proxy environment and the user agent each time: 5% of a reply's CPU, bench/load.py).
         message = _build_message(**text) if isinstance(text, dict) else _build_message(text=text, **fields)
-        async with session.post(
-            self.response_url, data=json.dumps(message), headers=_WEBHOOK_HEADERS, proxy=self.proxy, ssl=self.ssl,
-        ) as response:
-            body = (await response.read()).decode("utf-8", errors="replace")
-            return WebhookResponse(
-                url=self.response_url, status_code=response.status, body=body, headers=dict(response.headers)
-            )
+        for attempt in range(CONNECTION_RETRIES + 1):
+            try:
+                async with session.post(
+                    self.response_url, data=json.dumps(message), headers=_WEBHOOK_HEADERS, proxy=self.proxy,
+                    ssl=self.ssl,
+                ) as response:
+                    body = (await response.read()).decode("utf-8", errors="replace")
+                    return WebhookResponse(
+                        url=self.response_url, status_code=response.status, body=body, headers=dict(response.headers)
+                    )
+            # A kept-alive connection Slack closed meanwhile: retried as slack_sdk's connection handler does.
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                if attempt == CONNECTION_RETRIES:
+                    raise
+                await asyncio.sleep(CONNECTION_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def respond_middleware(sessions: ResponseUrlSession) -> Callable[..., Awaitable[None]]:

@@ -5,11 +5,12 @@ balancer) finds its key taken and is acknowledged with nothing else done: no mod
 no charge. The key is the listeners' request key, so a delivery and its ledger rows share it.
 Slack's X-Slack-Retry-Num / X-Slack-Retry-Reason headers are only logged: the key decides.
 
-Events are claimed before the (automatic) ack, so a claim that fails answers HTTP 500 and Slack
-retries the event later. Commands and interactions, which Slack never retries and whose listeners
-ack themselves, are claimed while the listener acks: the claim's round trip stays off the ack, and
-the listener's `await ack()` returns only once the claim is won; for a duplicate it raises
-DuplicateDelivery, which ends the listener quietly.
+Most deliveries are claimed before their listener runs (and so before the ack): a claim that fails
+answers HTTP 500, and Slack retries an event later. The commands of ACKED_FIRST, whose listeners
+ack before doing anything (the model calls' hot path), are claimed while the listener acks: the
+claim's round trip stays off the ack, and the listener's `await ack()` returns only once the claim
+is won; for a duplicate it raises DuplicateDelivery, which ends the listener quietly. A listener
+that writes before it acks (the /frugal admin subcommands) must not be in ACKED_FIRST.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
+# Slash commands whose listeners ack before any work (tests/slack/test_once.py checks each one).
+ACKED_FIRST = frozenset({"/rewrite", "/classify"})
 # Interactions that carry a trigger_id and start work; options loads and view_closed are answered every time.
 _CLAIMED_INTERACTIONS = frozenset({"block_actions", "message_action", "shortcut", "view_submission"})
 _CONTEXT_KEY = "frugal_delivery_claim"
@@ -106,12 +109,12 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
             return None
         claim = _Claim(claims, delivery, context.team_id, request)
         context[_CONTEXT_KEY] = claim
-        if delivery.kind != "event" and not app.process_before_response:
+        if body.get("command") in ACKED_FIRST and not app.process_before_response:
             # The listener runs in a task of its own and acks there; the claim runs meanwhile.
             context["ack"] = _AckThenClaim(claim)
             await next()
             return None
-        # A database error propagates: Bolt's error handler tells the user, and Slack may retry the event.
+        # A database error propagates: Bolt's error handler tells the user, and Slack may retry an event.
         try:
             await claim.won()
         except DuplicateDelivery:

@@ -157,11 +157,13 @@ async def test_the_request_is_the_chat_completions_api_s_own(model, fake_openai)
         (Raw(200, "<html>gateway</html>"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
         (Raw(200, '{"choices": []}', "application/json"), ErrorKind.SERVER_ERROR, None, "empty_response"),
         (Raw(200, '["not", "an", "object"]', "application/json"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
+        (Raw(200, '{"choices": {"0": {}}}', "application/json"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
+        (Raw(200, '{"choices": 5}', "application/json"), ErrorKind.SERVER_ERROR, None, "invalid_response"),
         (Raw(502, "<html>Bad Gateway</html>"), ErrorKind.SERVER_ERROR, 502, None),
         (Raw(429, "slow down"), ErrorKind.RATE_LIMITED, 429, None),
         (Raw(400, '{"error": "a string, not an object"}', "application/json"), ErrorKind.BAD_REQUEST, 400, None),
     ],
-    ids=["html-200", "no-choices", "json-list", "html-502", "text-429", "odd-error"],
+    ids=["html-200", "no-choices", "json-list", "choices-object", "choices-number", "html-502", "text-429", "odd-error"],
 )
 async def test_answers_that_are_not_the_api_s_shape_are_classified_not_raised(model, fake_openai, step, kind, status, code):
     fake_openai.script("gpt-4.1-nano", step)
@@ -193,3 +195,36 @@ def test_the_proxy_comes_from_the_environment_once(monkeypatch):
     assert _env_proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "api.openai.com")
     assert _env_proxy("https://api.openai.com/v1/chat/completions") is None
+
+
+async def test_content_parts_are_joined_and_an_odd_served_model_is_not_trusted(model, fake_openai):
+    body = (
+        '{"model": "' + "x" * 300 + '", "choices": [{"message": {"content": '
+        '[{"type": "text", "text": "Hello, "}, {"type": "text", "text": "team."}, {"type": "image"}]}}]}'
+    )
+    fake_openai.script("gpt-4.1-nano", Raw(200, body, "application/json"))
+
+    result = await model.complete(REQUEST)
+
+    assert (result.text, result.served_model) == ("Hello, team.", "gpt-4.1-nano")
+
+
+async def test_the_organization_and_project_go_with_each_call(fake_openai, monkeypatch):
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-frugal")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-frugal")
+    chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=5.0)
+    try:
+        await chat.complete(REQUEST)
+    finally:
+        await chat.close()
+
+    [sent] = fake_openai.requests
+    assert (sent.headers["OpenAI-Organization"], sent.headers["OpenAI-Project"]) == ("org-frugal", "proj-frugal")
+
+
+async def test_a_call_after_close_fails_as_a_connection_error(fake_openai):
+    chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=5.0)
+    await chat.close()
+
+    assert (await _fail(chat)).kind is ErrorKind.CONNECTION
+    assert fake_openai.requests == []

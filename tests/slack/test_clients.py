@@ -86,6 +86,27 @@ async def test_dropped_connections_are_retried_a_bounded_number_of_times():
     assert accepted == 1 + CONNECTION_RETRIES
 
 
+async def test_a_reply_on_the_shared_session_is_retried_when_the_connection_drops():
+    accepted = 0
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.transport.abort()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sessions = ResponseUrlSession()
+    try:
+        with pytest.raises(aiohttp.ClientError):
+            await RetryingRespond(response_url=f"http://127.0.0.1:{port}/hooks/r0", sessions=sessions)(text="x")
+    finally:
+        await sessions.aclose()
+        server.close()
+        await server.wait_closed()
+    assert accepted == 1 + CONNECTION_RETRIES
+
+
 async def test_respond_posts_again_after_a_throttle(fake_slack):
     fake_slack.fail("response_url:r1", 429, {"Retry-After": "0"})
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import json
+import textwrap
 from datetime import datetime, timedelta, timezone
 
 from slack_bolt.async_app import AsyncApp
@@ -16,7 +19,8 @@ from bot.infra.db.engine import make_sessionmaker
 from bot.infra.db.tables import LedgerRow
 from bot.slack.app import UNEXPECTED_ERROR
 from bot.slack.clients import ResponseUrlSession
-from bot.slack.once import MAX_KEY_LENGTH, Delivery, DuplicateDelivery, delivery_of, install_once_only
+from bot.slack.listeners import LISTENERS
+from bot.slack.once import ACKED_FIRST, MAX_KEY_LENGTH, Delivery, DuplicateDelivery, delivery_of, install_once_only
 from slack_bolt.authorization import AuthorizeResult
 from tests.bolt_tasks import settle_listeners
 from tests.fakes.slack_signing import (
@@ -85,6 +89,17 @@ async def test_failing_to_mark_done_is_logged_by_type_and_does_not_raise(caplog)
     [record] = [r for r in caplog.records if r.name == "bot.slack.once"]
     assert record.levelname == "WARNING" and "OperationalError" in record.getMessage()
     assert "EvX" not in record.getMessage()
+
+
+def test_each_command_claimed_beside_its_ack_acks_before_anything_else():
+    # Its claim is still in flight while the listener runs up to ack(): nothing may happen before it.
+    commands = {matcher: listener for method, matcher, listener in LISTENERS if method == "command"}
+    for name in ACKED_FIRST:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(commands[name])))
+        awaits = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Await)), key=lambda n: (n.lineno, n.col_offset))
+        first = awaits[0].value
+        assert isinstance(first, ast.Call) and isinstance(first.func, ast.Name) and first.func.id == "ack", name
+    assert "/frugal" not in ACKED_FIRST, "admin subcommands write before they ack"
 
 
 class _HeldClaims:

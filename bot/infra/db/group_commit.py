@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -43,29 +43,44 @@ class GroupCommit(Generic[T]):
             await asyncio.shield(self._writer)
 
     async def _write_pending(self) -> None:
+        batch: list[tuple[T, asyncio.Future[None]]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
                 try:
                     await self._write([item for item, _ in batch])
-                except BaseException as err:
-                    # Each submitter gets the error, as if it had written alone; it is handled there.
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_exception(err)
-                    if not isinstance(err, Exception):
-                        raise
+                except Exception as err:
+                    if len(batch) == 1:
+                        _settle(batch, err)  # handled where the submitter awaits it
+                    else:
+                        await self._write_alone(batch)
                 else:
-                    for _, done in batch:
-                        if not done.done():
-                            done.set_result(None)
+                    _settle(batch)
         finally:
             self._writer = None
-            for _, done in self._pending:
-                # Only reached when the writer itself was cancelled (shutdown): nothing more will be written.
-                if not done.done():
-                    done.set_exception(asyncio.CancelledError())
+            # Anything left unsettled means the writer itself was cancelled (shutdown): nothing more is written.
+            _settle(batch + self._pending, asyncio.CancelledError())
             self._pending = []
+
+    async def _write_alone(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        # One bad row must not fail its batch-mates: each is written alone, as without batching.
+        for item, done in batch:
+            try:
+                await self._write([item])
+            except Exception as err:
+                _settle([(item, done)], err)
+            else:
+                _settle([(item, done)])
+
+
+def _settle(batch: list[tuple[Any, asyncio.Future[None]]], error: BaseException | None = None) -> None:
+    """Tell each submitter of ``batch`` its outcome: written, or the error (handled where it is awaited)."""
+    for _, done in batch:
+        if not done.done():
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
 
 
 def _retrieve(done: asyncio.Future[None]) -> None:

@@ -20,6 +20,9 @@ def write_turn(engine: AsyncEngine) -> AsyncContextManager[object]:
     steps of up to 100 ms however soon the lock frees, which showed as seconds of latency under load
     (bench/load.py). Queued here, the next writer starts the moment the last one commits. Writers in
     other processes still meet in the busy handler (busy_timeout).
+
+    Take it after the connection and around the transaction (connect, turn, begin ... commit): a
+    writer then never holds the turn while it waits for a connection from a busy pool.
     """
     if engine.dialect.name != "sqlite":
         return contextlib.nullcontext()

@@ -72,6 +72,22 @@ async def test_a_failed_write_raises_in_each_of_its_submitters_and_the_next_batc
     assert writer.batches == [[9]]
 
 
+async def test_one_bad_row_fails_alone_and_its_batch_mates_are_written():
+    batches: list[list[int]] = []
+
+    async def write(items: list[int]) -> None:
+        if 13 in items:
+            raise ValueError("value too long for the column")
+        batches.append(items)
+
+    commit = GroupCommit(write)
+
+    results = await asyncio.gather(*(commit.submit(i) for i in (11, 12, 13, 14)), return_exceptions=True)
+
+    assert [type(r) for r in results] == [type(None), type(None), ValueError, type(None)]
+    assert batches == [[11], [12], [14]]
+
+
 async def test_a_cancelled_submitter_s_item_is_written_with_the_rest():
     writer = Writer()
     writer.gate = asyncio.Event()
