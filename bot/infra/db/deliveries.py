@@ -148,10 +148,10 @@ class SqlDeliveries:
         now = self._clock()
         params = {"key": key, "team_id": team_id, "kind": kind, "now": now, "lease_expires_at": now + self._lease}
         if self._claim_engine is not None:
-            async with self._claim_engine.connect() as conn, write_turn(self._claim_engine):  # autocommit since connected
+            async with write_turn(self._claim_engine), self._claim_engine.connect() as conn:  # autocommit since connected
                 claims = (await conn.execute(self._claim, params)).scalar()
         else:
-            async with self._autocommit() as conn, write_turn(self._engine):
+            async with write_turn(self._engine), self._autocommit() as conn:
                 claims = (await conn.execute(self._claim, params)).scalar()
         if claims is not None and claims > 1:
             log.warning("%s delivery taken over after its lease expired (claim %d)", kind, claims)
@@ -168,7 +168,7 @@ class SqlDeliveries:
             async with self._autocommit() as conn:  # asyncpg runs the batch atomically, in one round trip
                 await conn.execute(self._finish, params)
         else:
-            async with self._engine.connect() as conn, write_turn(self._engine), conn.begin():  # one commit
+            async with write_turn(self._engine), self._engine.begin() as conn:  # one commit for the batch
                 await conn.execute(self._finish, params)
 
     async def purge(self) -> int:

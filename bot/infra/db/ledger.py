@@ -38,5 +38,5 @@ class SqlLedger:
         await self._rows.drain()
 
     async def _insert(self, entries: list[LedgerEntry]) -> None:
-        async with self._engine.connect() as conn, write_turn(self._engine), conn.begin():
+        async with write_turn(self._engine), self._engine.begin() as conn:
             await conn.execute(_INSERT, [vars(entry) for entry in entries])

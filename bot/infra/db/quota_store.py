@@ -249,7 +249,7 @@ class SqlQuotaStore:
     async def _immediate(self) -> AsyncIterator[AsyncConnection]:
         # BEGIN IMMEDIATE takes SQLite's write lock up front, so read-then-write is serialized
         # across processes; the driver's own deferred BEGIN would let two readers race.
-        async with self._engine.connect() as conn, write_turn(self._engine):
+        async with write_turn(self._engine), self._engine.connect() as conn:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
                 yield conn
