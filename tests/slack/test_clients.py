@@ -67,44 +67,46 @@ async def test_a_retry_after_over_the_bound_fails_at_once(fake_slack):
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
-async def test_dropped_connections_are_retried_a_bounded_number_of_times():
-    accepted = 0
+class _HangingUp:
+    """A TCP server that accepts each connection and drops it at once; counts the connections."""
 
-    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal accepted
-        accepted += 1
+    def __init__(self) -> None:
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._hang_up, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _hang_up(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         writer.transport.abort()
 
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+
+async def test_dropped_connections_are_retried_a_bounded_number_of_times():
+    server = _HangingUp()
+    async with server as url:
         with pytest.raises(aiohttp.ClientError):
-            await web_client("xoxb-test", f"http://127.0.0.1:{port}/api/").auth_test()
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert accepted == 1 + CONNECTION_RETRIES
+            await web_client("xoxb-test", f"{url}/api/").auth_test()
+
+    assert server.accepted == 1 + CONNECTION_RETRIES
 
 
 async def test_a_reply_on_the_shared_session_is_retried_when_the_connection_drops():
-    accepted = 0
+    server, sessions = _HangingUp(), ResponseUrlSession()
+    async with server as url:
+        try:
+            with pytest.raises(aiohttp.ClientError):
+                await RetryingRespond(response_url=f"{url}/hooks/r0", sessions=sessions)(text="x")
+        finally:
+            await sessions.aclose()
 
-    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal accepted
-        accepted += 1
-        writer.transport.abort()
-
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    sessions = ResponseUrlSession()
-    try:
-        with pytest.raises(aiohttp.ClientError):
-            await RetryingRespond(response_url=f"http://127.0.0.1:{port}/hooks/r0", sessions=sessions)(text="x")
-    finally:
-        await sessions.aclose()
-        server.close()
-        await server.wait_closed()
-    assert accepted == 1 + CONNECTION_RETRIES
+    assert server.accepted == 1 + CONNECTION_RETRIES
 
 
 async def test_respond_posts_again_after_a_throttle(fake_slack):
