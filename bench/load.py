@@ -160,11 +160,11 @@ def table(args: argparse.Namespace, plan: LoadPlan, results: dict[str, LoadResul
     if plan.rate is None:
         ceiling = plan.concurrency / args.model_latency if args.model_latency else float("inf")
         heading = f"closed loop, {plan.concurrency} concurrent users"
-        level_row = ("ceiling of the closed loop (users ÷ latency)", lambda f: _num(ceiling, 0))
+        level_row = ("ceiling of the closed loop (users ÷ latency)", lambda f: number(ceiling, 0))
     else:
         ceiling = plan.rate
         heading = f"open loop, {plan.rate:g} commands/s"
-        level_row = ("commands in flight (mean over the window)", lambda f: _num(f["in_flight"], 0))
+        level_row = ("commands in flight (mean over the window)", lambda f: number(f["in_flight"], 0))
 
     def row(label: str, cell, target: str = "") -> str:
         return f"| {label} | " + " | ".join(cell(figures[n]) for n in names) + f" | {target} |"
@@ -175,13 +175,13 @@ def table(args: argparse.Namespace, plan: LoadPlan, results: dict[str, LoadResul
         "",
         "| | " + " | ".join(titles[n] for n in names) + " | target (Frugal) |",
         "|---|" + "---|" * len(names) + "---|",
-        row("completed replies/s", lambda f: _num(f["replies_per_s"], 1), f"≥ {TARGET_REPLIES_PER_S}"),
+        row("completed replies/s", lambda f: number(f["replies_per_s"], 1), f"≥ {TARGET_REPLIES_PER_S}"),
         row(*level_row),
-        row("ack latency p50 / p99 (ms)", lambda f: f"{_num(f['ack_p50'], 1)} / {_num(f['ack_p99'], 1)}",
+        row("ack latency p50 / p99 (ms)", lambda f: f"{number(f['ack_p50'], 1)} / {number(f['ack_p99'], 1)}",
             f"p99 ≤ {TARGET_ACK_P99_MS}"),
-        row("end-to-end p50 / p99 (ms)", lambda f: f"{_num(f['e2e_p50'], 0)} / {_num(f['e2e_p99'], 0)}"),
-        row("CPU ms per reply", lambda f: _num(f["cpu_ms"], 2)),
-        row("peak RSS (MB)", lambda f: _num(f["rss_mb"], 0), f"≤ {TARGET_RSS_MB}"),
+        row("end-to-end p50 / p99 (ms)", lambda f: f"{number(f['e2e_p50'], 0)} / {number(f['e2e_p99'], 0)}"),
+        row("CPU ms per reply", lambda f: number(f["cpu_ms"], 2)),
+        row("peak RSS (MB)", lambda f: number(f["rss_mb"], 0), f"≤ {TARGET_RSS_MB}"),
         row("errors / commands sent", lambda f: f"{f['errors']} / {f['sent']}", "0"),
         "",
     ]
@@ -239,7 +239,8 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _num(value: float | int | None, digits: int) -> str:
+def number(value: float | int | None, digits: int) -> str:
+    """A figure with thousands separators, or — for none."""
     return "—" if value is None else f"{value:,.{digits}f}"
 
 

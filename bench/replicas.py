@@ -40,7 +40,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import CountingOpenAI, start_counting_openai  # noqa: E402
-from bench.load import machine, percentile  # noqa: E402
+from bench.load import machine, number, percentile  # noqa: E402
 from bench.load_driver import ACK_TIMEOUT_S, ReplyInbox  # noqa: E402
 from bench.load_fakes import FakeProcesses, start_fakes  # noqa: E402
 from bench.load_targets import REPO, SIGNING_SECRET, Target, database, frugal_server, slack_env  # noqa: E402
@@ -288,14 +288,14 @@ def markdown(args: argparse.Namespace, run: Run, load_before: tuple[float, ...],
         "",
         "| | measured | target | |",
         "|---|---|---|---|",
-        f"| answered replies/s (both replicas, until the quota was used up) | {_num(f['answered_per_s'], 1)} | | |",
-        f"| all replies/s (answers and refusals) | {_num(f['replies_per_s'], 1)} | | |",
+        f"| answered replies/s (both replicas, until the quota was used up) | {number(f['answered_per_s'], 1)} | | |",
+        f"| all replies/s (answers and refusals) | {number(f['replies_per_s'], 1)} | | |",
         f"| ack latency p50 / p99 (ms) of the deliveries answered with a rewrite, after the first {args.warmup:g} s "
-        f"| {_num(f['answered_ack_p50'], 1)} / {_num(f['answered_ack_p99'], 1)} | p99 ≤ {TARGET_ACK_P99_MS} "
+        f"| {number(f['answered_ack_p50'], 1)} / {number(f['answered_ack_p99'], 1)} | p99 ≤ {TARGET_ACK_P99_MS} "
         f"| {check(f['answered_ack_p99'] is not None and f['answered_ack_p99'] <= TARGET_ACK_P99_MS)} |",
         f"| ack latency p50 / p99 (ms) of all {run.posts} POSTs, with the refusals' flood (none within 3 s counted as 3 s) "
-        f"| {_num(f['ack_p50'], 1)} / {_num(f['ack_p99'], 1)} | | |",
-        f"| end-to-end p50 / p99 of answers (ms) | {_num(f['e2e_p50'], 0)} / {_num(f['e2e_p99'], 0)} | | |",
+        f"| {number(f['ack_p50'], 1)} / {number(f['ack_p99'], 1)} | | |",
+        f"| end-to-end p50 / p99 of answers (ms) | {number(f['e2e_p50'], 0)} / {number(f['e2e_p99'], 0)} | | |",
         f"| model calls at the fake OpenAI | {f['model_calls']} | = quota ({quota}) | {check(f['model_calls'] == quota)} |",
         f"| answered / refused with the quota message | {f['answered']} / {f['refused']} | {quota} / {refusals} "
         f"| {check((f['answered'], f['refused']) == (quota, refusals))} |",
@@ -322,10 +322,6 @@ def markdown(args: argparse.Namespace, run: Run, load_before: tuple[float, ...],
         "",
     ]
     return "\n".join(lines)
-
-
-def _num(value: float | int | None, digits: int) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:
