@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import ConfigError, load_settings, normalize_database_url
+from bot.config import ConfigError, diagnose_settings, load_serving_settings, load_settings, normalize_database_url
 
 
 def load(**env: str):
@@ -13,13 +13,16 @@ def load(**env: str):
 
 def test_defaults_follow_the_contract():
     settings = load()
-    assert settings.models == ("gpt-4.1-nano", "gpt-4o-mini")
+    assert settings.models == ("gpt-4.1-nano", "gpt-6-luna", "gpt-5.6-luna", "gpt-5.4-nano")
     assert settings.database_url == "sqlite+aiosqlite:///frugal.db"
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.port == 3000
     assert str(settings.timezone) == "UTC"
     assert settings.admins == frozenset()
     assert not settings.oauth_enabled
+    assert settings.shutdown_grace == 25
+    assert settings.classify_service_tier == "default"
+    assert settings.openai_org_id is None and settings.openai_project_id is None
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,9 @@ def test_slack_api_url_gets_its_trailing_slash():
         ({"FRUGAL_MAX_INPUT_CHARS": "5000"}, "FRUGAL_MAX_INPUT_CHARS"),
         ({"FRUGAL_MODEL_TIMEOUT": "0"}, "FRUGAL_MODEL_TIMEOUT"),
         ({"FRUGAL_MODEL_CATALOG": "/nonexistent/models.json"}, "FRUGAL_MODEL_CATALOG"),
+        ({"FRUGAL_SHUTDOWN_GRACE": "0"}, "FRUGAL_SHUTDOWN_GRACE"),
+        ({"FRUGAL_SHUTDOWN_GRACE": "soon"}, "FRUGAL_SHUTDOWN_GRACE"),
+        ({"FRUGAL_CLASSIFY_SERVICE_TIER": "priority"}, "FRUGAL_CLASSIFY_SERVICE_TIER"),
     ],
 )
 def test_a_bad_value_names_its_variable_in_one_line(env, variable):
@@ -65,6 +71,58 @@ def test_a_bad_value_names_its_variable_in_one_line(env, variable):
     message = str(err.value)
     assert message.startswith(f"{variable}:")
     assert "\n" not in message
+
+
+def test_every_wrong_value_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load(PORT="eighty", FRUGAL_TIMEZONE="Mars/Olympus", SLACK_BOT_TOKEN="xoxp-user", FRUGAL_SHUTDOWN_GRACE="-1")
+
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "SLACK_BOT_TOKEN", "FRUGAL_TIMEZONE", "PORT", "FRUGAL_SHUTDOWN_GRACE",
+    ]
+    assert str(err.value).splitlines() == list(err.value.problems)
+
+
+def test_serving_with_nothing_set_names_every_missing_variable_with_its_fix():
+    with pytest.raises(ConfigError) as err:
+        load_serving_settings({}, dotenv_path=None, socket_mode=False)
+
+    problems = err.value.problems
+    assert [p.split(":")[0] for p in problems] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert "Signing Secret" in problems[0]
+    assert "Bot User OAuth Token" in problems[1]
+    assert "OpenAI API key" in problems[2]
+
+
+def test_wrong_and_missing_settings_come_together():
+    with pytest.raises(ConfigError) as err:
+        load_serving_settings({"FRUGAL_TIMEZONE": "Nowhere", "SLACK_APP_TOKEN": "xoxb-1"}, dotenv_path=None, socket_mode=True)
+
+    # A wrong SLACK_APP_TOKEN is reported as wrong, not as missing too.
+    assert [p.split(":")[0] for p in err.value.problems] == ["SLACK_APP_TOKEN", "FRUGAL_TIMEZONE", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+
+
+def test_diagnose_gives_the_settings_with_what_serving_lacks():
+    settings, problems = diagnose_settings({"SLACK_BOT_TOKEN": "xoxb-1"}, dotenv_path=None, serving=True)
+
+    assert settings is not None and settings.slack_bot_token == "xoxb-1"
+    assert [p.split(":")[0] for p in problems] == ["SLACK_SIGNING_SECRET", "OPENAI_API_KEY"]
+    # Socket Mode is what SLACK_APP_TOKEN being set says it is.
+    _, problems = diagnose_settings({"SLACK_APP_TOKEN": "xapp-1"}, dotenv_path=None, serving=True)
+    assert [p.split(":")[0] for p in problems] == ["SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    settings, problems = diagnose_settings({"PORT": "x"}, dotenv_path=None)
+    assert settings is None and [p.split(":")[0] for p in problems] == ["PORT"]
+
+
+def test_shutdown_grace_service_tier_and_openai_ids_are_read(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OPENAI_ORG_ID=org-frugal\nOPENAI_PROJECT_ID=proj-frugal\n")
+    settings = load_settings(
+        {"FRUGAL_SHUTDOWN_GRACE": "7.5", "FRUGAL_CLASSIFY_SERVICE_TIER": "Flex"}, dotenv_path=dotenv
+    )
+    assert settings.shutdown_grace == 7.5
+    assert settings.classify_service_tier == "flex"
+    assert (settings.openai_org_id, settings.openai_project_id) == ("org-frugal", "proj-frugal")
 
 
 def test_serving_needs_the_secrets():
@@ -76,6 +134,9 @@ def test_serving_needs_the_secrets():
         load(SLACK_BOT_TOKEN="xoxb-1", OPENAI_API_KEY="k").require_serving(socket_mode=True)
     with pytest.raises(ConfigError, match="^OPENAI_API_KEY:"):
         load(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s").require_serving(socket_mode=False)
+    with pytest.raises(ConfigError) as both:
+        load().require_serving(socket_mode=False)
+    assert [p.split(":")[0] for p in both.value.problems] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
     oauth = load(SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="c", SLACK_SIGNING_SECRET="s", OPENAI_API_KEY="k")
     oauth.require_serving(socket_mode=False)
     assert oauth.oauth_enabled
