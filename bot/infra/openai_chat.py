@@ -1,16 +1,14 @@
-"""The one module that imports openai: Chat Completions and the model list."""
+"""The one module that imports openai: Chat Completions and the model list, both through AsyncOpenAI."""
 
 from __future__ import annotations
 
-import json
+import logging
 import time
-import urllib.parse
-import urllib.request
+from collections.abc import Mapping
 from datetime import date
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import openai
 from openai import AsyncOpenAI
 
@@ -25,103 +23,64 @@ from bot.ports.chat import (
     TokenLogprob,
 )
 
+log = logging.getLogger(__name__)
+
 _INVALID_MODEL_CODES = {"model_not_found", "invalid_model", "model_not_available"}
-# Calls in flight to the model endpoint at once (the SDK's own default); at 1 s a call, 200/s needs 200.
-MAX_CONNECTIONS = 1000
+_UNSUPPORTED_CODES = {"unsupported_parameter", "unsupported_value"}
+# More tokens than any model's window: a count above it is not a usage report but garbage.
+MAX_REPORTED_TOKENS = 100_000_000
 
 
 class OpenAIChatModel:
-    """ChatModel on any OpenAI-compatible endpoint."""
+    """ChatModel on any OpenAI-compatible endpoint, every call through one AsyncOpenAI client."""
 
-    def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: float,
+        organization: str | None = None,
+        project: str | None = None,
+    ) -> None:
         # The router owns retries and fail-over; two retry layers would multiply.
-        # The aiohttp transport: httpx's pool probes every idle connection on each request and each
-        # response close, which took a quarter of the CPU at 200 concurrent calls (bench/load.py).
+        # The aiohttp transport (openai's `aiohttp` extra): httpx's pool probes every idle connection
+        # on each request, which showed at hundreds of concurrent calls (docs/benchmarks.md).
+        # Everything else (OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_CUSTOM_HEADERS, proxies) the SDK
+        # reads itself, for the chat calls and the model list alike; `frugal` puts .env's values into
+        # the process environment first (bot/cli.py).
         self._client = AsyncOpenAI(
-            api_key=api_key or "unset", base_url=base_url, timeout=timeout, max_retries=0,
+            api_key=api_key or "unset",
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            timeout=timeout,
+            max_retries=0,
             http_client=openai.DefaultAioHttpClient(timeout=timeout),
         )
-        # The SDK resolves the endpoint and key (arguments, OPENAI_BASE_URL, its default); the hot path reuses them.
-        self._completions_url = f"{str(self._client.base_url).rstrip('/')}/chat/completions"
-        self._headers = {
-            "Authorization": f"Bearer {self._client.api_key}",
-            "Accept": "application/json",
-            "User-Agent": f"frugal (openai-python {openai.__version__} compatible)",
-        }
-        # As the SDK sends them (from OPENAI_ORG_ID / OPENAI_PROJECT_ID): the calls are billed where it bills.
-        for header, value in (("OpenAI-Organization", self._client.organization), ("OpenAI-Project", self._client.project)):
-            if value:
-                self._headers[header] = value
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._proxy = _env_proxy(self._completions_url)
-        self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Run one Chat Completions request; raise ModelCallError on failure."""
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": list(request.messages),
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
-            }
-        if request.logprobs:
-            body["logprobs"] = True
-        if self._closed:  # shutting down: no new session left open behind
+        if self._closed:  # shutting down: no new connection left open behind
             raise ModelCallError(ErrorKind.CONNECTION, request.model, detail="the model client is closed")
         started = time.perf_counter()
-        # One POST on aiohttp, not `client.chat.completions.create`: the SDK's request building, httpx
-        # layers and response models cost ~1.2 ms of CPU per call against ~0.2 ms for the same POST,
-        # the largest share of a reply's CPU at 200 calls/s (docs/benchmarks.md). The payload and the
-        # error table are the API's own.
         try:
-            async with self._http().post(self._completions_url, json=body, headers=self._headers, proxy=self._proxy) as response:
-                status, headers, payload = response.status, response.headers, await response.read()
-        except TimeoutError:
-            raise ModelCallError(ErrorKind.TIMEOUT, request.model, latency_ms=_ms_since(started)) from None
-        except aiohttp.ClientError:
-            raise ModelCallError(ErrorKind.CONNECTION, request.model, latency_ms=_ms_since(started)) from None
+            completion = await self._client.chat.completions.create(
+                model=request.model, messages=list(request.messages), **call_arguments(request)
+            )
+        except openai.APIError as exc:
+            err = classify_error(exc, request.model, _ms_since(started))
+            log.warning("model call failed: %s (request id %s)", err, err.request_id or "none")
+            raise err from None
         latency_ms = _ms_since(started)
-        if status >= 300:
-            raise _status_error(status, payload, headers, request.model, latency_ms)
-        try:
-            completion = json.loads(payload)
-            choices = completion.get("choices")
-        except (ValueError, AttributeError):
-            # A proxy's HTML error page with a 200, or a body cut short.
-            raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="invalid_response", latency_ms=latency_ms) from None
-        if not isinstance(choices, list):
-            raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="invalid_response", latency_ms=latency_ms)
-        if not choices or not isinstance(choices[0], dict):
-            # Some compatible servers answer 200 with no choice when generation fails.
-            raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="empty_response", latency_ms=latency_ms)
-        choice = choices[0]
-        text = _text(_get(choice, "message", "content"))
-        served = completion.get("model")
-        return ChatResult(
-            text=text,
-            usage=_usage(completion.get("usage"), request, text),
-            # What the server says it ran, if it says so in a model ID's shape (the ledger column holds 128).
-            served_model=served if isinstance(served, str) and 0 < len(served) <= 128 else request.model,
-            latency_ms=latency_ms,
-            logprobs=_logprobs(choice),
-        )
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # Opened on first use, inside the running loop.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), timeout=self._timeout)
-        return self._session
+        return read_completion(completion, request, latency_ms)
 
     async def list_models(self) -> list[RemoteModel]:
         """GET /v1/models, with each model's shutdown_date when the endpoint gives one."""
         try:
             page = await self._client.models.list()
+            return [RemoteModel(id=m.id, shutdown_date=_date(getattr(m, "shutdown_date", None))) async for m in page]
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise classify_error(exc, "(models.list)", 0.0) from None
         except openai.APIStatusError as exc:
@@ -130,40 +89,142 @@ class OpenAIChatModel:
             raise ModelListUnavailable(
                 f"the endpoint could not be reached ({type(exc).__name__})", unreachable=True
             ) from None
-        return [RemoteModel(id=m.id, shutdown_date=_date(getattr(m, "shutdown_date", None))) async for m in page]
 
     async def close(self) -> None:
-        """Close the HTTP connection pools; a call after this fails as a connection error."""
+        """Close the HTTP connection pool; a call after this fails as a connection error."""
         self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
         await self._client.close()
 
 
+def call_arguments(request: ChatRequest) -> dict[str, Any]:
+    """The request's keyword arguments for `chat.completions.create`, in the shape this model takes."""
+    shape = request.shape
+    arguments: dict[str, Any] = {shape.token_parameter: request.max_tokens}
+    if shape.temperature:
+        arguments["temperature"] = request.temperature
+    if shape.reasoning_effort is not None:
+        arguments["reasoning_effort"] = shape.reasoning_effort
+    if request.json_schema is not None:
+        arguments["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
+        }
+    if request.logprobs:
+        arguments["logprobs"] = True
+    if request.service_tier is not None:
+        arguments["service_tier"] = request.service_tier
+    return arguments
+
+
+def read_completion(completion: Any, request: ChatRequest, latency_ms: float) -> ChatResult:
+    """The ChatResult of an answer; ModelCallError when it is not the API's shape."""
+    model = request.model
+    # Without strict validation the SDK hands over whatever JSON came back: check each level.
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        # A proxy's HTML error page with a 200, a JSON list, a body cut short.
+        raise ModelCallError(ErrorKind.SERVER_ERROR, model, code="invalid_response", latency_ms=latency_ms)
+    if not choices:
+        # Some compatible servers answer 200 with no choice when generation fails.
+        raise ModelCallError(ErrorKind.SERVER_ERROR, model, code="empty_response", latency_ms=latency_ms)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    text = _text(getattr(message, "content", None))
+    refusal = getattr(message, "refusal", None)
+    usage = read_usage(getattr(completion, "usage", None), request, text)
+    served = getattr(completion, "model", None)
+    tier = getattr(completion, "service_tier", None)
+    finish = getattr(choice, "finish_reason", None)
+    return ChatResult(
+        text=text,
+        usage=usage,
+        # What the server says it ran, if it says so in a model ID's shape (the ledger column holds 128).
+        served_model=served if isinstance(served, str) and 0 < len(served) <= 128 else model,
+        latency_ms=latency_ms,
+        logprobs=_logprobs(getattr(choice, "logprobs", None)),
+        finish_reason=finish if isinstance(finish, str) else None,
+        refusal=refusal if isinstance(refusal, str) and refusal else None,
+        service_tier=tier if isinstance(tier, str) and len(tier) <= 16 else None,
+    )
+
+
+def read_usage(usage: Any, request: ChatRequest, text: str) -> TokenUsage:
+    """The usage the endpoint reported, bounded: a missing or negative count is estimated, an absurd one refused."""
+    prompt_estimate = max(1, sum(len(m.get("content", "")) for m in request.messages) // 4)
+    completion_estimate = max(1, len(text) // 4)
+    if usage is None or not hasattr(usage, "prompt_tokens"):
+        # Some compatible servers omit usage; a rough 4-characters-a-token count
+        # keeps the ledger and quotas from recording a free call.
+        return TokenUsage(prompt_tokens=prompt_estimate, completion_tokens=completion_estimate)
+    details_in = getattr(usage, "prompt_tokens_details", None)
+    details_out = getattr(usage, "completion_tokens_details", None)
+    counts = {
+        "prompt": _count(getattr(usage, "prompt_tokens", None)),
+        "completion": _count(getattr(usage, "completion_tokens", None)),
+        "cached": _count(getattr(details_in, "cached_tokens", None)),
+        "written": _count(getattr(details_in, "cache_write_tokens", None)),
+        "reasoning": _count(getattr(details_out, "reasoning_tokens", None)),
+    }
+    if any(value is not None and value > MAX_REPORTED_TOKENS for value in counts.values()):
+        raise ModelCallError(ErrorKind.SERVER_ERROR, request.model, code="invalid_usage", detail=str(counts))
+    prompt = counts["prompt"] if counts["prompt"] is not None and counts["prompt"] >= 0 else prompt_estimate
+    completion = counts["completion"] if counts["completion"] is not None and counts["completion"] >= 0 else 0
+    # Parts above their whole (seen on some gateways) cannot be right: never price below the prompt.
+    cached = min(max(counts["cached"] or 0, 0), prompt)
+    written = min(max(counts["written"] or 0, 0), prompt - cached)
+    reasoning = min(max(counts["reasoning"] or 0, 0), completion)
+    return TokenUsage(
+        prompt_tokens=prompt,
+        cached_tokens=cached,
+        cache_write_tokens=written,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning,
+    )
+
+
 def classify_error(exc: openai.APIError, model: str, latency_ms: float) -> ModelCallError:
-    """Map an openai exception (the model list's calls) onto the error table of REFERENCE.md."""
+    """Map an openai exception onto the error table (docs/models.md)."""
     code = exc.code if isinstance(exc.code, str) else None
     if isinstance(exc, openai.APITimeoutError):
         return ModelCallError(ErrorKind.TIMEOUT, model, latency_ms=latency_ms)
     if isinstance(exc, openai.APIConnectionError):
         return ModelCallError(ErrorKind.CONNECTION, model, latency_ms=latency_ms)
     if not isinstance(exc, openai.APIStatusError):
-        return ModelCallError(ErrorKind.SERVER_ERROR, model, code=code, latency_ms=latency_ms)
-    return classify_status(exc.status_code, code, exc.message, exc.response.headers, model, latency_ms)
+        # A body the SDK could not read as the API's (APIResponseValidationError and the like).
+        return ModelCallError(ErrorKind.SERVER_ERROR, model, code="invalid_response", latency_ms=latency_ms)
+    param = exc.param if isinstance(exc.param, str) else None
+    return classify_status(
+        exc.status_code, code, exc.message, exc.response.headers, model, latency_ms, param=param, request_id=exc.request_id
+    )
 
 
-def classify_status(status: int, code: str | None, message: str, headers: Any, model: str, latency_ms: float) -> ModelCallError:
-    """Map an HTTP error answer (status, the error's code and message, headers) onto the error table of REFERENCE.md."""
+def classify_status(
+    status: int,
+    code: str | None,
+    message: str,
+    headers: Mapping[str, str],
+    model: str,
+    latency_ms: float,
+    *,
+    param: str | None = None,
+    request_id: str | None = None,
+) -> ModelCallError:
+    """Map an HTTP error answer (status, the error's code and message, headers) onto the error table."""
     lowered = message.lower()
     if status == 429:
         kind = ErrorKind.NO_CREDIT if code == "insufficient_quota" else ErrorKind.RATE_LIMITED
-    elif status == 404:
+    elif status in (403, 404) and code in _INVALID_MODEL_CODES:
+        # 403 model_not_found: this project lacks this one model; the key itself is fine.
         kind = ErrorKind.MODEL_NOT_FOUND
+    elif status == 404:
+        # A 404 that names no model error is a wrong URL, unless a compatible server says "model" in words.
+        kind = ErrorKind.MODEL_NOT_FOUND if "model" in lowered else ErrorKind.ENDPOINT_NOT_FOUND
     elif status == 400 and (code == "context_length_exceeded" or "context length" in lowered):
         kind = ErrorKind.CONTEXT_TOO_LONG
     elif status == 400 and (code in _INVALID_MODEL_CODES or "invalid model" in lowered):
         kind = ErrorKind.MODEL_NOT_FOUND
+    elif status == 400 and code in _UNSUPPORTED_CODES:
+        kind = ErrorKind.UNSUPPORTED_PARAMETER
     elif status in (401, 403):
         kind = ErrorKind.AUTH
     elif status >= 500 or status in (408, 409):
@@ -178,34 +239,12 @@ def classify_status(status: int, code: str | None, message: str, headers: Any, m
         retry_after=_retry_after(headers),
         latency_ms=latency_ms,
         detail=message[:300],
+        param=param,
+        request_id=request_id if isinstance(request_id, str) else None,
     )
 
 
-def _status_error(status: int, payload: bytes, headers: Any, model: str, latency_ms: float) -> ModelCallError:
-    """The ModelCallError for a non-2xx answer, its body the API's {"error": {"code", "message"}} or anything else."""
-    try:
-        error = json.loads(payload).get("error")
-    except (ValueError, AttributeError):
-        error = None
-    if not isinstance(error, dict):
-        error = {"message": payload[:300].decode(errors="replace")}
-    code = error.get("code") if isinstance(error.get("code"), str) else None
-    message = error.get("message") if isinstance(error.get("message"), str) else ""
-    return classify_status(status, code, f"Error code: {status} - {message}", headers, model, latency_ms)
-
-
-def _env_proxy(url: str) -> str | None:
-    """The proxy HTTPS_PROXY / HTTP_PROXY name for ``url`` (none when NO_PROXY covers its host), as the SDK honours them.
-
-    Read once: aiohttp's trust_env re-reads the environment and ~/.netrc on every request.
-    """
-    parts = urllib.parse.urlsplit(url)
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
-def _retry_after(headers: Any) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
             return max(float(ms) / 1000, 0.0)
@@ -224,31 +263,15 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def _usage(usage: Any, request: ChatRequest, text: str) -> TokenUsage:
-    if not isinstance(usage, dict):
-        # Some compatible servers omit usage; a rough 4-characters-a-token count
-        # keeps the ledger and quotas from recording a free call.
-        prompt_chars = sum(len(m.get("content", "")) for m in request.messages)
-        return TokenUsage(prompt_tokens=max(1, prompt_chars // 4), completion_tokens=max(1, len(text) // 4))
-    prompt = max(_int(usage.get("prompt_tokens")), 0)
-    # A cached count above the prompt (seen on some gateways) cannot be right; never price below the prompt.
-    cached = min(max(_int(_get(usage, "prompt_tokens_details", "cached_tokens")), 0), prompt)
-    return TokenUsage(
-        prompt_tokens=prompt,
-        cached_tokens=cached,
-        completion_tokens=max(_int(usage.get("completion_tokens")), 0),
-    )
-
-
-def _logprobs(choice: dict[str, Any]) -> tuple[TokenLogprob, ...] | None:
-    content = _get(choice, "logprobs", "content")
+def _logprobs(logprobs: Any) -> tuple[TokenLogprob, ...] | None:
+    content = getattr(logprobs, "content", None)
     if not isinstance(content, list) or not content:
         return None
-    pairs = [(t.get("token"), t.get("logprob")) for t in content if isinstance(t, dict)]
+    pairs = [(getattr(t, "token", None), getattr(t, "logprob", None)) for t in content]
     return tuple(
         TokenLogprob(token=token, logprob=float(logprob))
         for token, logprob in pairs
-        if isinstance(token, str) and isinstance(logprob, int | float)
+        if isinstance(token, str) and isinstance(logprob, int | float) and not isinstance(logprob, bool)
     ) or None
 
 
@@ -257,21 +280,19 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return "".join(t for p in content if isinstance(t := _field(p, "text"), str))
     return ""
 
 
-def _get(value: Any, *path: str) -> Any:
-    """value[path[0]][path[1]]..., or None where a level is missing or not an object."""
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+def _field(value: Any, name: str) -> Any:
+    """value.name or value[name]: the SDK keeps parts it has no model for as plain dicts."""
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _date(value: Any) -> date | None:

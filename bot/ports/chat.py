@@ -7,12 +7,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
-from bot.catalog import TokenUsage
+from bot.catalog import CallShape, TokenUsage
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One Chat Completions request, independent of any SDK."""
+    """One Chat Completions request, independent of any SDK.
+
+    `shape` says how this model takes it: which parameter caps the output (`max_tokens` or
+    `max_completion_tokens`), whether `temperature` is sent, and the `reasoning_effort`.
+    """
 
     model: str
     messages: tuple[dict[str, str], ...]
@@ -20,6 +24,8 @@ class ChatRequest:
     temperature: float = 0.2
     json_schema: dict[str, Any] | None = None
     logprobs: bool = False
+    shape: CallShape = CallShape()
+    service_tier: str | None = None  # None: the endpoint's default tier
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,9 @@ class ChatResult:
     served_model: str
     latency_ms: float
     logprobs: tuple[TokenLogprob, ...] | None = None
+    finish_reason: str | None = None  # "stop", "length", "content_filter", ...
+    refusal: str | None = None  # the model's refusal message, when it declined
+    service_tier: str | None = None  # the tier that served the call, as the endpoint says
 
 
 class ErrorKind(enum.Enum):
@@ -53,6 +62,8 @@ class ErrorKind(enum.Enum):
     CONNECTION = "connection_error"
     AUTH = "auth_error"
     BAD_REQUEST = "bad_request"
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"  # this model takes the request another way
+    ENDPOINT_NOT_FOUND = "endpoint_not_found"  # a 404 that names no model: OPENAI_BASE_URL is wrong
 
 
 @dataclass
@@ -66,6 +77,8 @@ class ModelCallError(Exception):
     retry_after: float | None = None
     latency_ms: float = 0.0
     detail: str = field(default="", repr=False)
+    param: str | None = None  # the request parameter the endpoint refused, when it names one
+    request_id: str | None = None  # the endpoint's x-request-id, for OpenAI's support
 
     def __str__(self) -> str:
         status = f"HTTP {self.status} " if self.status else ""

@@ -8,10 +8,11 @@ from email.utils import format_datetime
 
 import pytest
 
-from bot.catalog import TokenUsage
+import json
+
+from bot.catalog import CallShape, TokenUsage
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.chat import ChatRequest, ErrorKind, ModelCallError
-from bot.infra.openai_chat import _env_proxy
 from tests.fakes.openai_server import Drop, Fail, Hang, Raw, Reply
 
 REQUEST = ChatRequest(model="gpt-4.1-nano", messages=({"role": "user", "content": "hi"},), max_tokens=20)
@@ -57,7 +58,18 @@ async def test_the_client_never_retries_on_its_own(model, fake_openai, failure):
         (Fail(503, None, "overloaded"), ErrorKind.SERVER_ERROR, None),
         (Fail(401, "invalid_api_key", "Incorrect API key"), ErrorKind.AUTH, "invalid_api_key"),
         (Fail(403, None, "Forbidden"), ErrorKind.AUTH, None),
-        (Fail(400, "unsupported_parameter", "Unsupported parameter"), ErrorKind.BAD_REQUEST, "unsupported_parameter"),
+        (Fail(400, "unsupported_parameter", "Unsupported parameter"), ErrorKind.UNSUPPORTED_PARAMETER, "unsupported_parameter"),
+        (Fail(400, "unsupported_value", "Unsupported value"), ErrorKind.UNSUPPORTED_PARAMETER, "unsupported_value"),
+        (Fail(400, "invalid_value", "Invalid value"), ErrorKind.BAD_REQUEST, "invalid_value"),
+        # One project lacks one model: that model is unavailable, the key is fine.
+        (
+            Fail(403, "model_not_found", "Project `proj_abc` does not have access to model `gpt-4.1-nano`"),
+            ErrorKind.MODEL_NOT_FOUND,
+            "model_not_found",
+        ),
+        # A 404 that names no model is a wrong URL, not a missing model.
+        (Fail(404, None, "Not Found"), ErrorKind.ENDPOINT_NOT_FOUND, None),
+        (Fail(404, None, 'model "gpt-4.1-nano" not found, try pulling it first'), ErrorKind.MODEL_NOT_FOUND, None),
     ],
 )
 async def test_each_row_of_the_error_table_is_classified(model, fake_openai, failure, kind, code):
@@ -96,7 +108,9 @@ async def test_a_timeout_and_a_dropped_connection(fake_openai):
     try:
         fake_openai.script("gpt-4.1-nano", Hang(2.0), Drop())
         assert (await _fail(chat)).kind is ErrorKind.TIMEOUT
-        assert (await _fail(chat)).kind is ErrorKind.CONNECTION
+        # openai's aiohttp transport reports a dropped connection as a connect timeout
+        # (APITimeoutError); either way the router fails over.
+        assert (await _fail(chat)).kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
     finally:
         await chat.close()
     assert len(fake_openai.requests) == 2
@@ -151,6 +165,113 @@ async def test_the_request_is_the_chat_completions_api_s_own(model, fake_openai)
     }
 
 
+async def test_a_reasoning_model_is_called_in_its_own_shape(model, fake_openai):
+    shape = CallShape(token_parameter="max_completion_tokens", temperature=False, reasoning_effort="none")
+    fake_openai.script("gpt-6-luna", Reply("ok"))
+
+    await model.complete(
+        ChatRequest(model="gpt-6-luna", messages=REQUEST.messages, max_tokens=300, shape=shape, service_tier="flex")
+    )
+
+    [sent] = fake_openai.requests
+    assert sent.json == {
+        "model": "gpt-6-luna",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 300,
+        "reasoning_effort": "none",
+        "service_tier": "flex",
+    }
+
+
+def _answer(message: dict, *, finish: str = "stop", usage: dict | None = None, **extra) -> Raw:
+    """A 200 in the API's documented ChatCompletion shape."""
+    body = {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-6-luna",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, "logprobs": None}],
+        "usage": usage or {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        **extra,
+    }
+    return Raw(200, json.dumps(body), "application/json")
+
+
+async def test_reasoning_tokens_cache_writes_and_the_tier_are_read(model, fake_openai):
+    usage = {
+        "prompt_tokens": 2000, "completion_tokens": 90, "total_tokens": 2090,
+        "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 512},
+        "completion_tokens_details": {"reasoning_tokens": 64},
+    }
+    fake_openai.script("gpt-4.1-nano", _answer({"content": "ok"}, usage=usage, service_tier="flex"))
+
+    result = await model.complete(REQUEST)
+
+    assert result.usage == TokenUsage(
+        prompt_tokens=2000, cached_tokens=1024, cache_write_tokens=512, completion_tokens=90, reasoning_tokens=64
+    )
+    assert (result.service_tier, result.finish_reason, result.refusal) == ("flex", "stop", None)
+
+
+async def test_a_refusal_and_a_cut_answer_are_reported(model, fake_openai):
+    fake_openai.script(
+        "gpt-4.1-nano",
+        _answer({"content": None, "refusal": "I can't help with that."}),
+        _answer({"content": "half an ans"}, finish="length"),
+        _answer({"content": ""}, finish="content_filter"),
+    )
+
+    refused, cut, filtered = [await model.complete(REQUEST) for _ in range(3)]
+
+    assert (refused.text, refused.refusal) == ("", "I can't help with that.")
+    assert (cut.text, cut.finish_reason) == ("half an ans", "length")
+    assert filtered.finish_reason == "content_filter"
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        # A negative count is no count: the prompt is estimated from its text (2 characters: 1 token).
+        ({"prompt_tokens": -5, "completion_tokens": -1}, TokenUsage(prompt_tokens=1, completion_tokens=0)),
+        # Parts larger than their whole are cut to it.
+        (
+            {"prompt_tokens": 10, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 9}},
+            TokenUsage(prompt_tokens=10, completion_tokens=4, reasoning_tokens=4),
+        ),
+    ],
+)
+async def test_usage_numbers_are_bounded(model, fake_openai, usage, expected):
+    fake_openai.script("gpt-4.1-nano", _answer({"content": "ok"}, usage=usage))
+
+    assert (await model.complete(REQUEST)).usage == expected
+
+
+async def test_an_absurd_usage_report_is_refused_as_invalid(model, fake_openai):
+    fake_openai.script("gpt-4.1-nano", _answer({"content": "ok"}, usage={"prompt_tokens": 10**15, "completion_tokens": 1}))
+
+    err = await _fail(model)
+
+    assert (err.kind, err.code) == (ErrorKind.SERVER_ERROR, "invalid_usage")
+
+
+async def test_a_failure_logs_the_endpoint_s_request_id(model, fake_openai, caplog):
+    fake_openai.script("gpt-4.1-nano", Fail(500, None, "boom", headers={"x-request-id": "req_abc123"}))
+
+    err = await _fail(model)
+
+    assert err.request_id == "req_abc123"
+    assert "req_abc123" in caplog.text
+
+
+async def test_custom_headers_from_the_environment_reach_chat_calls(fake_openai, monkeypatch):
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-Gateway-Key: gw-1\nX-Team: frugal")
+    chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=5.0)
+    try:
+        await chat.complete(REQUEST)
+    finally:
+        await chat.close()
+
+    [sent] = fake_openai.requests
+    assert (sent.headers["X-Gateway-Key"], sent.headers["X-Team"]) == ("gw-1", "frugal")
+
+
 @pytest.mark.parametrize(
     ("step", "kind", "status", "code"),
     [
@@ -185,16 +306,6 @@ async def test_usage_and_logprobs_of_odd_shapes_are_read_safely(model, fake_open
 
     assert result.usage == TokenUsage(prompt_tokens=7, cached_tokens=0, completion_tokens=0)
     assert [(t.token, t.logprob) for t in result.logprobs] == [("ok", -0.5)]
-
-
-def test_the_proxy_comes_from_the_environment_once(monkeypatch):
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-
-    assert _env_proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
-    monkeypatch.setenv("NO_PROXY", "api.openai.com")
-    assert _env_proxy("https://api.openai.com/v1/chat/completions") is None
 
 
 async def test_content_parts_are_joined_and_an_odd_served_model_is_not_trusted(model, fake_openai):
