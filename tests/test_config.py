@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from bot.config import ConfigError, diagnose_settings, load_serving_settings, load_settings, normalize_database_url
@@ -148,3 +151,72 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     settings = load_settings({"PORT": "5000"}, dotenv_path=dotenv)
     assert settings.models == ("gpt-4.1-mini",)
     assert settings.port == 5000
+
+
+# --- .env.example: every variable, with the default the code really has ----------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
+
+
+def _example() -> dict[str, str]:
+    entries: dict[str, str] = {}
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for before, line in zip(["", *lines], lines):
+        if match := re.fullmatch(r"#? ?([A-Z][A-Z0-9_]+)=(.*)", line):
+            name, value = match.groups()
+            assert name not in entries, f"{name} is listed twice"
+            assert before.startswith("# ") and "=" not in before.split()[1], f"{name} has no line saying what it is"
+            entries[name] = value
+    return entries
+
+
+def _table_variables(markdown: str) -> dict[str, str]:
+    """The environment table of a markdown file: each backticked variable and its default column."""
+    section = markdown.split("## Environment", 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 3 and cells[0].startswith("`"):
+            for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]):
+                rows[name] = cells[1]
+    return rows
+
+
+def _variables_config_reads() -> set[str]:
+    source = (ROOT / "bot" / "config.py").read_text()
+    return set(re.findall(r'(?:get|parse|present)\("([A-Z][A-Z0-9_]+)"', source))
+
+
+def test_env_example_lists_every_variable_the_code_and_the_readme_know():
+    listed = set(_example())
+    readme = set(_table_variables((ROOT / "README.md").read_text()))
+    assert _variables_config_reads() - listed == set()
+    assert readme - listed == set()
+    assert listed - readme - _variables_config_reads() == set(), "listed but neither read nor documented"
+
+
+@pytest.mark.skipif(not CONTRACT.is_file(), reason="the contract lives beside the checkout, not in it")
+def test_env_example_lists_every_variable_of_the_contract():
+    assert set(_table_variables(CONTRACT.read_text())) - set(_example()) == set()
+
+
+def test_env_example_defaults_are_the_real_defaults():
+    defaults = {name: value for name, value in _example().items() if value}
+    assert {"DATABASE_URL", "FRUGAL_MODELS", "PORT", "FRUGAL_SHUTDOWN_GRACE"} <= set(defaults)
+    for name, value in defaults.items():
+        # Uncommenting a default line changes nothing.
+        assert load(**{name: value}) == load(), name
+    readme = _table_variables((ROOT / "README.md").read_text())
+    for name, value in defaults.items():
+        documented = readme[name].strip("`")
+        if readme[name].startswith("`"):
+            assert documented == value, f"README says {name} defaults to {documented}, .env.example says {value}"
+
+
+def test_env_example_as_a_dotenv_file_asks_only_for_what_is_missing(tmp_path):
+    # A copied .env.example is valid as it stands; serving then names exactly the values to fill in.
+    settings, problems = diagnose_settings({}, dotenv_path=ROOT / ".env.example", serving=True)
+
+    assert settings == load()
+    assert [p.split(":")[0] for p in problems] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
