@@ -21,7 +21,11 @@ BUILTIN_FILE = "models.json"
 _SUGGEST_CUTOFF = 0.75
 
 _PRICE_KEYS = ("input", "cached_input", "output")
-_ENERGY_KEYS = ("fixed_wh", "per_input_token_wh", "per_output_token_wh", "source")
+_OPTIONAL_PRICE_KEYS = ("cache_write",)
+_ENERGY_KEYS = ("fixed_wh", "per_input_token_wh", "per_output_token_wh", "source", "cite")
+_CALL_KEYS = ("token_parameter", "temperature", "reasoning_effort", "reasoning_allowance")
+TOKEN_PARAMETERS = ("max_tokens", "max_completion_tokens")
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 _TOP_KEYS = ("source", "baseline_model", "models")
 
 
@@ -43,11 +47,26 @@ class UnknownModelError(LookupError):
 
 @dataclass(frozen=True)
 class Price:
-    """USD per 1M tokens."""
+    """USD per 1M tokens; a cache write costs `cache_write`, or the input price when None."""
 
     input: Decimal
     cached_input: Decimal
     output: Decimal
+    cache_write: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CallShape:
+    """How a model takes a Chat Completions request: the output-cap parameter, temperature, reasoning effort.
+
+    Reasoning models refuse `max_tokens` and any temperature but the default, and spend reasoning
+    tokens out of `max_completion_tokens`: `reasoning_allowance` is added to the answer's cap for them.
+    """
+
+    token_parameter: str = "max_tokens"
+    temperature: bool = True
+    reasoning_effort: str | None = None
+    reasoning_allowance: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,7 @@ class EnergyModel:
     per_input_token_wh: float
     per_output_token_wh: float
     source: str
+    cite: str  # the short form shown in replies
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ class ModelInfo:
     shutdown_date: date | None = None
     energy: EnergyModel | None = None
     released: date | None = None
+    call: CallShape = CallShape()
+    replacement: str | None = None  # what OpenAI recommends once it shuts down
 
 
 def _normalize(name: str) -> str:
@@ -91,6 +113,9 @@ class Catalog:
                 owner = self._by_name.setdefault(name, model)
                 if owner is not model:
                     raise CatalogError(f"name {name!r} is used by both {owner.id!r} and {model.id!r}")
+        for model in self._models:
+            if model.replacement is not None and model.replacement not in self._by_name:
+                raise CatalogError(f"{model.id!r}: replacement {model.replacement!r} is not a model in the catalog")
         baseline = self._by_name.get(baseline_model)
         if baseline is None:
             raise CatalogError(f"baseline_model {baseline_model!r} is not a model in the catalog")
@@ -155,6 +180,15 @@ class Catalog:
             return index[key]
         close = difflib.get_close_matches(key, list(index), n=1, cutoff=_SUGGEST_CUTOFF)
         return index[close[0]] if close else None
+
+
+def output_cap(catalog: Catalog, model: str, answer_tokens: int) -> int:
+    """`max_tokens` / `max_completion_tokens` for an answer of up to `answer_tokens`: reasoning models think out of it too."""
+    info = catalog.get(model)
+    if info is None:
+        return answer_tokens
+    cap = answer_tokens + info.call.reasoning_allowance
+    return min(cap, info.max_output_tokens) if info.max_output_tokens else cap
 
 
 def _build(models: Mapping[str, ModelInfo], baseline: str, origin: str) -> Catalog:
@@ -264,10 +298,12 @@ def _float(value: Any, where: str) -> float:
     _fail(where, f"expected a number, got {value!r}")
 
 
-def _partial(value: Any, where: str, base: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+def _partial(
+    value: Any, where: str, base: Any, keys: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Given fields over the base object's fields; all keys must end up present."""
-    merged = {k: getattr(base, k) for k in keys} if base is not None else {}
-    merged.update(_object(value, where, keys))
+    merged = {k: getattr(base, k) for k in (*keys, *optional)} if base is not None else {}
+    merged.update(_object(value, where, (*keys, *optional)))
     missing = [k for k in keys if k not in merged]
     if missing:
         _fail(where, f"missing {missing[0]!r}")
@@ -277,19 +313,44 @@ def _partial(value: Any, where: str, base: Any, keys: tuple[str, ...]) -> dict[s
 def _price(value: Any, where: str, base: Price | None) -> Price | None:
     if value is None:
         return None
-    given = _partial(value, where, base, _PRICE_KEYS)
-    return Price(**{k: _decimal(given[k], f"{where}.{k}") for k in _PRICE_KEYS})
+    given = _partial(value, where, base, _PRICE_KEYS, _OPTIONAL_PRICE_KEYS)
+    optional = {k: _decimal(v, f"{where}.{k}") for k in _OPTIONAL_PRICE_KEYS if (v := given.get(k)) is not None}
+    return Price(**{k: _decimal(given[k], f"{where}.{k}") for k in _PRICE_KEYS}, **optional)
+
+
+def _call(value: Any, where: str, base: CallShape) -> CallShape:
+    given = {**vars(base), **_object(value, where, _CALL_KEYS)}
+    parameter = given["token_parameter"]
+    if parameter not in TOKEN_PARAMETERS:
+        _fail(f"{where}.token_parameter", f"expected one of {', '.join(TOKEN_PARAMETERS)}, got {parameter!r}")
+    effort = given["reasoning_effort"]
+    if effort is not None and effort not in REASONING_EFFORTS:
+        _fail(f"{where}.reasoning_effort", f"expected one of {', '.join(REASONING_EFFORTS)} or null, got {effort!r}")
+    allowance = given["reasoning_allowance"]
+    if isinstance(allowance, bool) or not isinstance(allowance, int) or allowance < 0:
+        _fail(f"{where}.reasoning_allowance", f"expected a whole number >= 0, got {allowance!r}")
+    return CallShape(
+        token_parameter=parameter,
+        temperature=_flag(given["temperature"], f"{where}.temperature"),
+        reasoning_effort=effort,
+        reasoning_allowance=allowance,
+    )
+
+
+def _optional_text(value: Any, where: str, _base: Any = None) -> str | None:
+    return None if value is None else _text(value, where)
 
 
 def _energy(value: Any, where: str, base: EnergyModel | None) -> EnergyModel | None:
     if value is None:
         return None
-    given = _partial(value, where, base, _ENERGY_KEYS)
+    given = _partial(value, where, base, _ENERGY_KEYS[:-1], _ENERGY_KEYS[-1:])
     return EnergyModel(
         fixed_wh=_float(given["fixed_wh"], f"{where}.fixed_wh"),
         per_input_token_wh=_float(given["per_input_token_wh"], f"{where}.per_input_token_wh"),
         per_output_token_wh=_float(given["per_output_token_wh"], f"{where}.per_output_token_wh"),
         source=_text(given["source"], f"{where}.source"),
+        cite=_text(given.get("cite") or given["source"], f"{where}.cite"),
     )
 
 
@@ -304,4 +365,6 @@ _ENTRY_PARSERS: dict[str, Callable[[Any, str, Any], Any]] = {
     "shutdown_date": _day,
     "energy": _energy,
     "released": _day,
+    "call": _call,
+    "replacement": _optional_text,
 }

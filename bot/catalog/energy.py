@@ -25,9 +25,12 @@ def estimate_wh(energy: EnergyModel | None, usage: TokenUsage) -> float | None:
 
 
 def describe(wh: float | None, source: str) -> str:
-    """An estimate for people, e.g. "≈0.21 Wh (estimate; Jegham et al. 2025, arXiv 2505.09598)"."""
+    """An estimate for people, e.g. "≈0.21 Wh (estimate; Jegham et al. 2025)"; "no estimate" without one.
+
+    A model without published coefficients gets none: another model's figures would be a made-up number.
+    """
     if wh is None:
-        return "energy unknown"
+        return "energy: no estimate"
     return f"≈{_two_significant(wh)} Wh (estimate; {source})"
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 MODELS_JSON = Path(__file__).with_name("models.json")
 
+# The short form replies cite; the full SOURCE is in `/frugal models` and the README.
+CITE = "Jegham et al. 2025"
 SOURCE = (
     'Jegham et al. 2025, "How Hungry is AI?", arXiv 2505.09598 v6 (Nov 2025); '
     "inferred from API latency, not measured"
@@ -62,6 +64,7 @@ def energy_blocks() -> dict[str, dict[str, float | str]]:
             "per_input_token_wh": float(a),
             "per_output_token_wh": float(b),
             "source": SOURCE,
+            "cite": CITE,
         }
     return blocks
 

@@ -32,6 +32,7 @@ class CompletionRequest:
     logprobs: bool = False
     # None: the whole chain; otherwise only these models (e.g. those that fit the budget).
     allowed_models: tuple[str, ...] | None = None
+    service_tier: str | None = None  # e.g. "flex"; None: the endpoint's default tier
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,41 @@ class Completion:
     # Estimated energy of the call and where the estimate comes from (None: no energy data).
     energy_wh: float | None = None
     energy_source: str | None = None
+    finish_reason: str | None = None  # "length": the answer was cut at the output cap
+    refusal: str | None = None  # the model declined; its message, or a plain one for a content filter
+    service_tier: str | None = None  # the tier that served the call
+
+    @property
+    def declined(self) -> bool:
+        """The model refused, or a content filter stopped it: there is no answer to use."""
+        return self.refusal is not None
+
+    @property
+    def cut(self) -> bool:
+        """The answer stopped at the output cap."""
+        return self.finish_reason == "length"
 
 
 class CompletionFailed(Exception):
     """No model could answer; the message is fit to show a user."""
+
+
+class CompletionDeclined(CompletionFailed):
+    """The model answered but declined the request (a refusal or a content filter); the call was charged."""
+
+    def __init__(self, task: str, completion: Completion) -> None:
+        self.completion = completion
+        said = f" It said: “{completion.refusal}”" if completion.refusal and not completion.refusal.startswith("A content filter") else ""
+        super().__init__(
+            f"The model ({completion.served_model}) declined to {task} this message, so there is nothing to post.{said}"
+        )
+
+
+def accepted(completion: Completion, task: str) -> Completion:
+    """The completion, or CompletionDeclined when the model refused (the call stays charged)."""
+    if completion.declined:
+        raise CompletionDeclined(task, completion)
+    return completion
 
 
 class Completer(Protocol):

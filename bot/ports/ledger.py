@@ -30,6 +30,9 @@ class LedgerEntry:
     error_code: str | None
     attempt: int
     created_at: datetime
+    reasoning_tokens: int = 0  # part of completion_tokens
+    cache_write_tokens: int = 0  # part of prompt_tokens
+    service_tier: str | None = None  # the tier that served the call
 
 
 class LedgerRepository(Protocol):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 
@@ -49,3 +50,32 @@ class ModelHealthReader(Protocol):
     async def model_health(self) -> list[ModelHealth]:
         """The health of every model in the chain, in chain order."""
         ...
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A model of the chain that no longer answers: skipped without a call."""
+
+    model: str
+    shutdown_date: date | None  # when it shut down, where known
+    replacement: str | None  # what OpenAI recommends instead, where known
+    why: str  # in plain words: "was shut down on 2026-10-23", "is not offered by the endpoint"
+
+
+class RetiredModels:
+    """The retired models of the chain, as the last lifecycle check found them; the router skips them."""
+
+    def __init__(self, retired: Iterable[Retirement] = ()) -> None:
+        self._retired = {r.model: r for r in retired}
+
+    def replace(self, retired: Iterable[Retirement]) -> None:
+        """Take a new check's findings."""
+        self._retired = {r.model: r for r in retired}
+
+    def get(self, model: str) -> Retirement | None:
+        """The model's retirement, or None when it is served."""
+        return self._retired.get(model)
+
+    def all(self) -> tuple[Retirement, ...]:
+        """Every retired model, in the order found."""
+        return tuple(self._retired.values())

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from bot.catalog import Catalog, TokenUsage, cost_usd, estimate_wh
+from datetime import datetime
+
+from bot.catalog import Catalog, TokenUsage, call_cost, estimate_wh
 
 
 @dataclass(frozen=True)
@@ -15,17 +17,25 @@ class CallCost:
     cost_usd: Decimal | None
     baseline_cost_usd: Decimal | None
     energy_wh: float | None
-    energy_source: str | None
+    energy_source: str | None  # the estimate's short citation
 
 
-def price_call(catalog: Catalog, model_id: str, baseline_model: str, usage: TokenUsage) -> CallCost:
-    """Exact cost (cached input priced apart), baseline cost of the same tokens, and energy estimate."""
+def price_call(
+    catalog: Catalog,
+    model_id: str,
+    baseline_model: str,
+    usage: TokenUsage,
+    *,
+    service_tier: str | None = None,
+    at: datetime | None = None,
+) -> CallCost:
+    """Exact cost (cache reads and writes priced apart, at the tier that served), baseline cost of the same tokens, energy."""
     info = catalog.get(model_id)
-    baseline = catalog.get(baseline_model)
     energy = info.energy if info else None
     return CallCost(
-        cost_usd=cost_usd(info.price if info else None, usage),
-        baseline_cost_usd=cost_usd(baseline.price if baseline else None, usage),
+        cost_usd=call_cost(catalog, model_id, usage, service_tier=service_tier, at=at),
+        # The baseline is what the same request would have cost on the standard tier.
+        baseline_cost_usd=call_cost(catalog, baseline_model, usage, at=at),
         energy_wh=estimate_wh(energy, usage),
-        energy_source=energy.source if energy else None,
+        energy_source=energy.cite if energy else None,
     )

@@ -89,6 +89,10 @@ class HealthBoard:
             return UnavailableModel(model=model, reason=kind.value, marked_at=now, retry_at=retry_at)
         return None
 
+    def forget(self, model: str) -> None:
+        """Clear the model's failures, cool-down and mark, as if it had just answered."""
+        self._states[model] = _State()
+
     def reason(self, model: str) -> ErrorKind | None:
         """Why the model is resting, if it is."""
         return self._state(model).reason

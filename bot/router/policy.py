@@ -82,9 +82,26 @@ POLICY: dict[ErrorKind, Rule] = {
         "The endpoint refused OPENAI_API_KEY ({model}: {status} {code}); no model can answer until it is fixed. "
         "Fix: set a valid OPENAI_API_KEY with access to the models in FRUGAL_MODELS, then restart.",
     ),
-    # Another model may accept what this one refused (e.g. a parameter it does not support).
+    # Another model may accept what this one refused.
     ErrorKind.BAD_REQUEST: Rule(0, None, Then.FAIL_OVER, Effect.NONE, "refused the request"),
+    # The router first retries once in the shape the error asks for (router.adapt_shape); this is
+    # what happens when no other shape is left to try.
+    ErrorKind.UNSUPPORTED_PARAMETER: Rule(0, None, Then.FAIL_OVER, Effect.NONE, "refused a request parameter"),
+    # Every model sits behind the same URL: failing over would 404 again, and no model is to blame.
+    ErrorKind.ENDPOINT_NOT_FOUND: Rule(
+        0,
+        None,
+        Then.STOP,
+        Effect.NONE,
+        "answered 404 Not Found for the Chat Completions URL",
+        "The model endpoint answered 404 Not Found ({model}: {status}, no model error): OPENAI_BASE_URL "
+        "probably points to the wrong place. No model is marked unavailable. "
+        "Fix: set OPENAI_BASE_URL to the API root that serves /chat/completions (e.g. https://api.openai.com/v1).",
+    ),
 }
+
+# Completes "gpt-4.1-nano …" for a model skipped without a call because it no longer answers.
+RETIRED_WHY = "is retired"
 
 ALL_FAILED_ALERT = (
     "No model in FRUGAL_MODELS could answer a request ({summary}). Users were told that nothing was "

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from bot.catalog import Catalog, TokenUsage
+from bot.catalog import CallShape, Catalog, TokenUsage, output_cap
 from bot.ports.alerts import AdminAlerts
 from bot.ports.chat import ChatModel, ChatRequest, ChatResult, ErrorKind, ModelCallError
 from bot.ports.completion import CallContext, Completion, CompletionFailed, CompletionRequest
 from bot.ports.ledger import LedgerEntry, LedgerRepository
-from bot.ports.model_status import ModelHealth, ModelStatusStore, UnavailableModel
+from bot.ports.model_status import ModelHealth, ModelStatusStore, RetiredModels, UnavailableModel
 from bot.router.accounting import price_call
 from bot.router.health import HealthBoard
-from bot.router.policy import ALL_FAILED_ALERT, POLICY, RouterTuning, Then, Wait
+from bot.router.policy import ALL_FAILED_ALERT, POLICY, RETIRED_WHY, RouterTuning, Then, Wait
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,24 @@ async def _sleep(delay: timedelta) -> None:
     await asyncio.sleep(delay.total_seconds())
 
 
+@dataclass(frozen=True)
+class _Learned:
+    """What the endpoint's errors taught about one model's requests."""
+
+    shape: CallShape
+    no_logprobs: bool = False
+    no_json: bool = False
+
+    @classmethod
+    def of(cls, adapted: ChatRequest, before: _Learned | None) -> _Learned:
+        """The lesson of a request adapted after an error, on top of what was known before."""
+        return cls(
+            shape=adapted.shape,
+            no_logprobs=(before is not None and before.no_logprobs) or not adapted.logprobs,
+            no_json=(before is not None and before.no_json) or adapted.json_schema is None,
+        )
+
+
 @dataclass
 class _Trail:
     """What happened to one request so far: attempts made and why each model did not answer."""
@@ -42,6 +61,7 @@ class _Trail:
     kinds: dict[str, ErrorKind] = field(default_factory=dict)
     exceeded_window: int | None = None  # set once a model's context window was too small
     too_long: bool = False
+    retired: set[str] = field(default_factory=set)  # skipped without a call
 
 
 class ModelRouter:
@@ -60,6 +80,7 @@ class ModelRouter:
         alerts: AdminAlerts | None = None,
         tuning: RouterTuning = RouterTuning(),
         sleep: Callable[[timedelta], Awaitable[None]] = _sleep,
+        retired: RetiredModels | None = None,
     ) -> None:
         if not chain:
             raise ValueError("the model chain is empty")
@@ -74,6 +95,9 @@ class ModelRouter:
         self._tuning = tuning
         self._sleep = sleep
         self._health = HealthBoard(chain, tuning, status_store)
+        self._retired = retired or RetiredModels()
+        # How a model turned out to take a request, where the catalog was wrong or silent (adapt_shape).
+        self._learned: dict[str, _Learned] = {}
 
     async def complete(self, ctx: CallContext, request: CompletionRequest) -> Completion:
         """Answer on the first model of the chain that can; raise CompletionFailed when none can."""
@@ -81,6 +105,11 @@ class ModelRouter:
         candidates = self._candidates(request.allowed_models)
         trail = _Trail()
         for model in candidates:
+            if self._retired.get(model) is not None:
+                # Retired: skipped without a call (and without a fallback line: nothing transient happened).
+                trail.retired.add(model)
+                trail.why[model] = RETIRED_WHY
+                continue
             if trail.too_long and not self._may_fit(model, trail.exceeded_window):
                 trail.why[model] = POLICY[ErrorKind.CONTEXT_TOO_LONG].why
                 continue
@@ -105,6 +134,18 @@ class ModelRouter:
         await self._health.sync(now)
         return self._health.snapshot(now)
 
+    async def clear_mark(self, model: str) -> bool:
+        """Forget that a model was unavailable or resting (an admin's `/frugal models retry`); False if it was healthy."""
+        model = self._canonical(model)
+        if model not in self.chain:
+            raise ValueError(f"{model!r} is not in the model chain")
+        await self._health.sync(self._clock())
+        had = self._health.until(model) is not None
+        self._health.forget(model)
+        if self._status_store is not None:
+            await self._status_store.clear(model)
+        return had
+
     async def _try(
         self, ctx: CallContext, model: str, request: CompletionRequest, trail: _Trail
     ) -> Completion | ModelCallError:
@@ -117,6 +158,13 @@ class ModelRouter:
                 result = await self._model.complete(chat_request)
             except ModelCallError as err:
                 await self._ledger.record(self._failure_entry(ctx, model, err, trail.attempts))
+                adapted = adapt_shape(chat_request, err) if err.kind is ErrorKind.UNSUPPORTED_PARAMETER else None
+                if adapted is not None:
+                    # The endpoint said how this model takes a request: ask that way, and remember it.
+                    log.info("model %s refused %s; calling it as the error asks", model, err.param or err.code)
+                    chat_request = adapted
+                    self._learned[model] = _Learned.of(adapted, self._learned.get(model))
+                    continue
                 now = self._clock()
                 mark = self._health.failed(model, err.kind, now, self._hold(err))
                 rule = POLICY[err.kind]
@@ -154,10 +202,14 @@ class ModelRouter:
             await self._status_store.mark_unavailable(mark)
         trail.why[model] = rule.why
         trail.kinds[model] = err.kind
-        log.warning("model %s failed (%s); next: %s", model, err, rule.then.name.lower())
+        log.warning(
+            "model %s failed (%s, request id %s); next: %s", model, err, err.request_id or "none", rule.then.name.lower()
+        )
         if rule.alert is not None and self._alerts is not None:
             status = f"HTTP {err.status}" if err.status else ""
             text = rule.alert.format(model=model, status=status, code=err.code or err.kind.value)
+            if err.request_id:
+                text += f" (OpenAI request ID {err.request_id})"
             await self._alerts.alert(ctx.team_id, text, dedupe_key=f"{model}:{err.kind.value}")
         if rule.then is Then.LARGER_CONTEXT:
             info = self._catalog.get(model)
@@ -173,12 +225,19 @@ class ModelRouter:
     async def _answered(self, ctx: CallContext, model: str, result: ChatResult, trail: _Trail) -> Completion:
         if self._health.succeeded(model) and self._status_store is not None:
             await self._status_store.clear(model)
-        priced = price_call(self._catalog, model, self._baseline, result.usage)
+        now = self._clock()
+        priced = price_call(
+            self._catalog, model, self._baseline, result.usage, service_tier=result.service_tier, at=now
+        )
+        refusal = result.refusal
+        if refusal is None and result.finish_reason == "content_filter":
+            refusal = "A content filter stopped the answer."
         await self._ledger.record(
             self._entry(
                 ctx, model, result.served_model, result.usage, trail.attempts,
-                latency_ms=result.latency_ms, outcome="ok", error_code=None,
+                latency_ms=result.latency_ms, outcome="refused" if refusal else "ok", error_code=None,
                 cost=priced.cost_usd, baseline_cost=priced.baseline_cost_usd, energy_wh=priced.energy_wh,
+                service_tier=result.service_tier,
             )
         )
         return Completion(
@@ -192,6 +251,9 @@ class ModelRouter:
             baseline_cost_usd=priced.baseline_cost_usd,
             energy_wh=priced.energy_wh,
             energy_source=priced.energy_source,
+            finish_reason=result.finish_reason,
+            refusal=refusal,
+            service_tier=result.service_tier,
         )
 
     def _candidates(self, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -215,12 +277,13 @@ class ModelRouter:
 
     def _chat_request(self, model: str, request: CompletionRequest) -> ChatRequest:
         info = self._catalog.get(model)
-        max_tokens = request.max_tokens
-        if info is not None and info.max_output_tokens:
-            max_tokens = min(max_tokens, info.max_output_tokens)
-        # A model not known to support structured output or log-probabilities would reject them.
-        structured = info is not None and info.supports_structured_output
-        logprobs = info is not None and info.supports_logprobs
+        learned = self._learned.get(model)
+        shape = learned.shape if learned else (info.call if info else CallShape())
+        max_tokens = output_cap(self._catalog, model, request.max_tokens)
+        # A model not known to support structured output or log-probabilities would reject them;
+        # one the catalog does not know is asked, and what it refuses is not asked again.
+        structured = (info.supports_structured_output if info else True) and not (learned and learned.no_json)
+        logprobs = (info.supports_logprobs if info else True) and not (learned and learned.no_logprobs)
         return ChatRequest(
             model=model,
             messages=request.messages,
@@ -228,11 +291,14 @@ class ModelRouter:
             temperature=request.temperature,
             json_schema=request.json_schema if structured else None,
             logprobs=request.logprobs and logprobs,
+            shape=shape,
+            service_tier=request.service_tier,
         )
 
     def _fallback_note(self, served: str, trail: _Trail) -> str | None:
-        primary = self.chain[0]
-        if served == primary:
+        """Why a later model answered; none when the models before it are retired (nothing transient happened)."""
+        primary = next((m for m in self.chain if m not in trail.retired), None)
+        if primary is None or served == primary:
             return None
         return f"{served} answered because {primary} {trail.why.get(primary, NOT_ALLOWED)}"
 
@@ -286,6 +352,7 @@ class ModelRouter:
         cost: Decimal | None,
         baseline_cost: Decimal | None,
         energy_wh: float | None,
+        service_tier: str | None = None,
     ) -> LedgerEntry:
         return LedgerEntry(
             team_id=ctx.team_id,
@@ -306,7 +373,33 @@ class ModelRouter:
             error_code=error_code[:64] if error_code else None,
             attempt=attempt,
             created_at=self._clock(),
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            service_tier=service_tier,
         )
+
+
+# How reasoning models take the output cap and temperature (docs/models.md).
+_REASONING = {"token_parameter": "max_completion_tokens", "temperature": False}
+
+
+def adapt_shape(request: ChatRequest, err: ModelCallError) -> ChatRequest | None:
+    """The request as the endpoint's 400 unsupported_parameter / unsupported_value asks, or None if nothing is left to change."""
+    shape = request.shape
+    param = err.param or ""
+    if param.startswith(("max_tokens", "temperature")) or not param:
+        # "Use 'max_completion_tokens' instead" / "Only the default (1) value is supported": a reasoning
+        # model, which takes neither; every current OpenAI model accepts this shape.
+        if shape.token_parameter == "max_tokens" or shape.temperature:
+            return dataclasses.replace(request, shape=dataclasses.replace(shape, **_REASONING))
+        return None
+    if param.startswith("reasoning_effort") and shape.reasoning_effort is not None:
+        return dataclasses.replace(request, shape=dataclasses.replace(shape, reasoning_effort=None))
+    if param.startswith(("logprobs", "top_logprobs")) and request.logprobs:
+        return dataclasses.replace(request, logprobs=False)
+    if param.startswith("response_format") and request.json_schema is not None:
+        return dataclasses.replace(request, json_schema=None)
+    return None
 
 
 def _duration(delta: timedelta) -> str:

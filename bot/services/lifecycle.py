@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
-from bot.catalog import Catalog, Price, UnknownModelError
+from bot.catalog import Catalog, Price, UnknownModelError, price_sheet, price_source
 from bot.config import ConfigError
+from bot.ports.alerts import AdminAlerts
 from bot.ports.chat import ModelCallError, ModelListUnavailable, RemoteModel
-from bot.ports.model_status import ModelHealth, ModelHealthReader
+from bot.ports.model_status import ModelHealth, ModelHealthReader, RetiredModels, Retirement
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +44,31 @@ class ModelLifecycle:
     listed: bool | None  # None: the endpoint could not say
     shutdown_date: date | None
     price: Price | None
+    retired: Retirement | None = None  # set when the model no longer answers: skipped without a call
+    replacement: str | None = None  # what OpenAI recommends in its place, where known
+    price_source: str | None = None  # where the price comes from (genai-prices, the catalog file)
 
     def days_left(self, today: date) -> int | None:
         """Days until the shutdown date (negative once past), or None when none is announced."""
         return (self.shutdown_date - today).days if self.shutdown_date else None
 
-    def warnings(self, today: date) -> list[str]:
-        """Plain-text problems an admin should act on."""
+    def warnings(self, today: date, fix: str | None = None) -> list[str]:
+        """Plain-text problems an admin should act on; `fix` is the FRUGAL_MODELS line without retired models."""
         found = []
         days = self.days_left(today)
-        if days is not None and days < 0:
-            found.append(
-                f"{self.model} was shut down on {self.shutdown_date:%Y-%m-%d}; replace it in FRUGAL_MODELS."
-            )
+        if self.retired is not None:
+            text = f"{self.model} {self.retired.why}; Frugal skips it without calling it."
+            if self.replacement:
+                text += f" OpenAI's replacement: {self.replacement}."
+            if fix:
+                text += f" Fix: set FRUGAL_MODELS={fix}"
+            found.append(text)
         elif days is not None and days <= SHUTDOWN_WARNING_DAYS:
+            replacement = f" (OpenAI's replacement: {self.replacement})" if self.replacement else ""
             found.append(
                 f"{self.model} shuts down on {self.shutdown_date:%Y-%m-%d} ({_in_days(days)}); "
-                "replace it in FRUGAL_MODELS before then."
+                f"replace it in FRUGAL_MODELS{replacement} before then."
             )
-        if self.listed is False:
-            found.append(f"{self.model} is not offered by the endpoint (retired, or this API key has no access).")
         if self.price is None:
             found.append(
                 f"{self.model} has no known price, so its cost shows as \"price unknown\"; "
@@ -83,7 +89,23 @@ class LifecycleReport:
     def warnings(self) -> list[str]:
         """Every model's warnings, in chain order."""
         today = self.checked_at.date()
-        return [warning for model in self.models for warning in model.warnings(today)]
+        fix = self.fixed_chain()
+        return [warning for model in self.models for warning in model.warnings(today, fix)]
+
+    def retirements(self) -> tuple[Retirement, ...]:
+        """The retired models of the chain."""
+        return tuple(model.retired for model in self.models if model.retired is not None)
+
+    def fixed_chain(self) -> str | None:
+        """FRUGAL_MODELS with each retired model replaced by OpenAI's replacement (or dropped); None if none is retired."""
+        if not self.retirements():
+            return None
+        chain: list[str] = []
+        for model in self.models:
+            name = model.replacement if model.retired is not None else model.configured_as
+            if name and name not in chain:
+                chain.append(name)
+        return ",".join(chain) or None
 
 
 @dataclass(frozen=True)
@@ -158,12 +180,17 @@ class LifecycleService:
         *,
         health: ModelHealthReader | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        retired: RetiredModels | None = None,
+        alerts: AdminAlerts | None = None,
     ) -> None:
         self._lister = lister
         self._catalog = catalog
         self._configured = configured
         self._health = health
         self._clock = clock
+        self._retired = retired
+        self._alerts = alerts
+        self._announced: set[str] = set()
         self._last: LifecycleReport | None = None
 
     async def startup(self) -> LifecycleReport:
@@ -173,12 +200,12 @@ class LifecycleService:
             raise ConfigError(f"OPENAI_API_KEY: the endpoint refused the key (HTTP {listing.refused.status})")
         remote = listing.models
         check_model_ids(self._configured, self._catalog, [m.id for m in remote] if remote is not None else None)
-        return self._record(remote, listing.problem)
+        return await self._record(remote, listing.problem)
 
     async def refresh(self) -> LifecycleReport:
         """Re-read GET /v1/models and log what needs the admins; never stops anything."""
         listing = await list_remote_models(self._lister)
-        return self._record(listing.models, listing.problem)
+        return await self._record(listing.models, listing.problem)
 
     async def report(self) -> LifecycleReport:
         """The latest report, refreshed when there is none yet or it is a day old."""
@@ -209,14 +236,29 @@ class LifecycleService:
             await sleep(REFRESH_EVERY.total_seconds())
             await self.refresh()
 
-    def _record(self, remote: list[RemoteModel] | None, problem: str | None) -> LifecycleReport:
+    async def _record(self, remote: list[RemoteModel] | None, problem: str | None) -> LifecycleReport:
         report = build_report(self._configured, self._catalog, remote, problem, self._clock())
         self._last = report
+        if self._retired is not None:
+            self._retired.replace(report.retirements())
         if problem:
             log.info("model lifecycle: %s; shutdown dates come from the catalog only", problem)
         for warning in report.warnings():
             log.warning("model lifecycle: %s", warning)
+        await self._announce(report)
         return report
+
+    async def _announce(self, report: LifecycleReport) -> None:
+        """Tell the admins of each newly retired model once, with the replacement and the FRUGAL_MODELS fix."""
+        today = report.checked_at.date()
+        fix = report.fixed_chain()
+        for model in report.models:
+            if model.retired is None or model.model in self._announced:
+                continue
+            self._announced.add(model.model)
+            if self._alerts is not None:
+                [text, *_] = model.warnings(today, fix)
+                await self._alerts.alert(None, text, dedupe_key=f"retired:{model.model}")
 
 
 @dataclass(frozen=True)
@@ -253,27 +295,56 @@ def build_report(
     by_id = {m.id: m for m in remote} if remote is not None else None
     return LifecycleReport(
         checked_at=checked_at,
-        models=tuple(model_lifecycle(name, catalog, by_id) for name in configured),
+        models=tuple(model_lifecycle(name, catalog, by_id, checked_at.date()) for name in configured),
         listing_problem=problem,
         endpoint_ids=tuple(sorted(by_id)) if by_id is not None else (),
     )
 
 
-def model_lifecycle(name: str, catalog: Catalog, remote: dict[str, RemoteModel] | None) -> ModelLifecycle:
-    """One configured model: in the catalog? listed? shutdown date? price?"""
+def model_lifecycle(
+    name: str, catalog: Catalog, remote: dict[str, RemoteModel] | None, today: date | None = None
+) -> ModelLifecycle:
+    """One configured model: in the catalog? listed? shutdown date? retired? price?
+
+    The endpoint decides: a model GET /v1/models lists with no past shutdown_date is served (Azure,
+    gateways and dedicated capacity keep models past OpenAI's date); a model it does not list, or
+    lists with a past date, is retired. Where the endpoint has no model list, the catalog's date decides.
+    """
+    today = today or _utcnow().date()
     info = catalog.get(name)
     model = info.id if info else name
     listed_as = _listed_as(model, info.aliases if info else (), remote)
-    shutdown = listed_as.shutdown_date if listed_as else None
+    catalog_date = info.shutdown_date if info else None
+    if remote is not None:
+        shutdown = listed_as.shutdown_date if listed_as else catalog_date
+    else:
+        shutdown = catalog_date
+    retired = _retirement(model, listed_as, remote is not None, shutdown, today, info.replacement if info else None)
     return ModelLifecycle(
         model=model,
         configured_as=name,
         in_catalog=info is not None,
         listed=None if remote is None else listed_as is not None,
-        # The endpoint's field is the source of truth; the catalog (an operator's override) is the fallback.
-        shutdown_date=shutdown or (info.shutdown_date if info else None),
-        price=info.price if info else None,
+        shutdown_date=shutdown,
+        price=price_sheet(catalog, model),
+        retired=retired,
+        replacement=info.replacement if info else None,
+        price_source=price_source(catalog, model),
     )
+
+
+def _retirement(
+    model: str, listed_as: RemoteModel | None, listing: bool, shutdown: date | None, today: date, replacement: str | None
+) -> Retirement | None:
+    past = shutdown is not None and shutdown <= today
+    if listing and listed_as is None:
+        why = f"was shut down on {shutdown:%Y-%m-%d}" if past else "is not offered by the endpoint (retired, or this API key has no access)"
+        return Retirement(model, shutdown, replacement, why)
+    if listing and listed_as is not None and listed_as.shutdown_date is None:
+        return None  # listed with no date: served, whatever OpenAI's own date says
+    if past:
+        return Retirement(model, shutdown, replacement, f"was shut down on {shutdown:%Y-%m-%d}")
+    return None
 
 
 def _listed_as(model: str, aliases: tuple[str, ...], remote: dict[str, RemoteModel] | None) -> RemoteModel | None:

@@ -6,7 +6,12 @@ import pytest
 from bot.catalog import Catalog, CatalogError, ModelInfo, Price, UnknownModelError
 from bot.catalog.catalog import _normalize
 
-FIVE = ["gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o"]
+BUILTIN = [
+    "gpt-4.1-nano", "gpt-6-luna", "gpt-5.6-luna", "gpt-5.4-nano", "gpt-6-sol",
+    "gpt-5-nano", "gpt-5-mini", "gpt-5", "gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o",
+]
+REASONING = ["gpt-6-luna", "gpt-5.6-luna", "gpt-5.4-nano", "gpt-6-sol", "gpt-5-nano", "gpt-5-mini", "gpt-5"]
+CLASSIC = ["gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o"]
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +26,58 @@ def write(tmp_path, data) -> str:
 
 
 def test_builtin_models_in_file_order(catalog):
-    assert [m.id for m in catalog.models] == FIVE
-    assert catalog.baseline_model == "gpt-4o"
+    assert [m.id for m in catalog.models] == BUILTIN
+    # The savings baseline is a current model, not one that is retiring.
+    assert catalog.baseline_model == "gpt-6-sol"
+    assert catalog.get("gpt-6-sol").shutdown_date is None
+
+
+def test_builtin_models_carry_no_prices_of_their_own(catalog):
+    # Prices come from genai-prices (tests/catalog/test_pricing.py); the file only overrides.
+    assert all(m.price is None for m in catalog.models)
+
+
+@pytest.mark.parametrize("model_id", REASONING)
+def test_reasoning_models_are_called_their_way(catalog, model_id):
+    model = catalog.get(model_id)
+    assert model.call.token_parameter == "max_completion_tokens"
+    assert model.call.temperature is False
+    # The lowest effort each accepts: a rewrite or a label needs no deliberation.
+    assert model.call.reasoning_effort == ("minimal" if model_id.startswith("gpt-5-") or model_id == "gpt-5" else "none")
+    assert not model.supports_logprobs and model.supports_structured_output
+
+
+@pytest.mark.parametrize("model_id", CLASSIC)
+def test_classic_models_take_max_tokens_and_temperature(catalog, model_id):
+    model = catalog.get(model_id)
+    assert (model.call.token_parameter, model.call.temperature, model.call.reasoning_effort) == ("max_tokens", True, None)
+    assert model.supports_logprobs
 
 
 @pytest.mark.parametrize(
-    "model_id, input_, cached, output",
+    ("model_id", "shutdown", "replacement"),
     [
-        ("gpt-4.1-nano", "0.10", "0.025", "0.40"),
-        ("gpt-4.1-mini", "0.40", "0.10", "1.60"),
-        ("gpt-4.1", "2.00", "0.50", "8.00"),
-        ("gpt-4o-mini", "0.15", "0.075", "0.60"),
-        ("gpt-4o", "2.50", "1.25", "10.00"),
+        ("gpt-4.1-nano", "2026-10-23", "gpt-5.6-luna"),
+        ("gpt-5-nano", "2026-12-11", "gpt-6-luna"),
+        ("gpt-5", "2026-12-11", "gpt-6-sol"),
+        ("gpt-4o", "2027-01-14", "gpt-6-luna"),
+        ("gpt-4o-mini", "2027-01-14", "gpt-6-luna"),
+        ("gpt-6-luna", None, None),
     ],
 )
-def test_builtin_prices_are_exact(catalog, model_id, input_, cached, output):
-    assert catalog.get(model_id).price == Price(Decimal(input_), Decimal(cached), Decimal(output))
+def test_shutdown_dates_and_replacements_are_data(catalog, model_id, shutdown, replacement):
+    model = catalog.get(model_id)
+    assert (model.shutdown_date.isoformat() if model.shutdown_date else None, model.replacement) == (shutdown, replacement)
+
+
+def test_the_default_chain_outlives_mid_2027_by_the_data(catalog):
+    from bot.config import DEFAULT_MODELS
+
+    first, *successors = DEFAULT_MODELS.split(",")
+    assert first == "gpt-4.1-nano"  # the mission's model, first wherever an endpoint still serves it
+    for name in successors:
+        shutdown = catalog.get(name).shutdown_date
+        assert shutdown is None or shutdown.isoformat() >= "2027-06-01"
 
 
 @pytest.mark.parametrize(
@@ -53,8 +94,13 @@ def test_builtin_limits_and_capabilities(catalog, model_id, context, max_output)
     model = catalog.get(model_id)
     assert (model.context_window, model.max_output_tokens) == (context, max_output)
     assert model.supports_structured_output and model.supports_logprobs
-    assert model.shutdown_date is None
     assert model.energy is not None and "2505.09598" in model.energy.source
+    assert model.energy.cite == "Jegham et al. 2025"
+
+
+@pytest.mark.parametrize("model_id", REASONING)
+def test_models_without_published_coefficients_have_no_energy(catalog, model_id):
+    assert catalog.get(model_id).energy is None
 
 
 def test_nano_release_date(catalog):
@@ -103,7 +149,7 @@ def test_did_you_mean_typo_returns_canonical_id_for_alias(catalog):
     assert catalog.suggest("gpt-4o-mni") == "gpt-4o-mini"
 
 
-@pytest.mark.parametrize("name", ["claude-3-opus", "gpt-5", ""])
+@pytest.mark.parametrize("name", ["claude-3-opus", "gpt-9-ultra", ""])
 def test_far_off_name_has_no_suggestion(catalog, name):
     assert catalog.suggest(name) is None
     with pytest.raises(UnknownModelError) as err:
@@ -124,10 +170,16 @@ def test_unknown_model_error_is_a_lookup_error():
     assert issubclass(CatalogError, ValueError)
 
 
-def test_override_changes_only_given_price_fields(tmp_path):
-    path = write(tmp_path, {"models": [{"id": "gpt-4.1-nano", "price": {"output": "0.50"}}]})
-    nano = Catalog.load(path).get("nano")
+def test_override_changes_only_given_fields(tmp_path):
+    path = write(tmp_path, {"models": [
+        {"id": "gpt-4.1-nano", "price": {"input": "0.10", "cached_input": "0.025", "output": "0.50"}},
+        {"id": "gpt-6-luna", "call": {"reasoning_effort": "low"}},
+    ]})
+    catalog = Catalog.load(path)
+    nano = catalog.get("nano")
     assert nano.price == Price(Decimal("0.10"), Decimal("0.025"), Decimal("0.50"))
+    luna = catalog.get("gpt-6-luna")
+    assert (luna.call.reasoning_effort, luna.call.token_parameter) == ("low", "max_completion_tokens")
     assert nano.context_window == 1_047_576
     assert nano.aliases == ("4.1-nano", "nano", "gpt-4.1-nano-2025-04-14")
 
@@ -149,7 +201,7 @@ def test_override_adds_model_and_baseline(tmp_path):
         },
     )
     catalog = Catalog.load(path)
-    assert [m.id for m in catalog.models] == [*FIVE, "o4-mini"]
+    assert [m.id for m in catalog.models] == [*BUILTIN, "o4-mini"]
     assert catalog.baseline_model == "gpt-4.1"
     new = catalog.get("o4m")
     assert new.price.cached_input == Decimal("0.275")
@@ -158,7 +210,7 @@ def test_override_adds_model_and_baseline(tmp_path):
 
 
 def test_override_price_as_json_number_stays_exact(tmp_path):
-    path = write(tmp_path, '{"models": [{"id": "gpt-4o", "price": {"input": 0.1}}]}')
+    path = write(tmp_path, '{"models": [{"id": "gpt-4o", "price": {"input": 0.1, "cached_input": 0.05, "output": 0.4}}]}')
     assert Catalog.load(path).get("gpt-4o").price.input == Decimal("0.1")
 
 
@@ -175,8 +227,12 @@ def test_override_null_price_means_unknown(tmp_path):
         ({"models": {}}, "models: expected a list"),
         ({"models": [{"price": {}}]}, "models[0]: missing 'id'"),
         ({"models": [{"id": "gpt-4o", "prce": {}}]}, "models[0]: unknown field 'prce'"),
-        ({"models": [{"id": "gpt-4o", "price": {"input": "cheap"}}]}, "models[0].price.input"),
-        ({"models": [{"id": "gpt-4o", "price": {"input": "-1"}}]}, "models[0].price.input"),
+        ({"models": [{"id": "gpt-4o", "price": {"input": "cheap", "cached_input": "1", "output": "1"}}]}, "models[0].price.input"),
+        ({"models": [{"id": "gpt-4o", "price": {"input": "-1", "cached_input": "1", "output": "1"}}]}, "models[0].price.input"),
+        ({"models": [{"id": "gpt-4o", "call": {"token_parameter": "max_output"}}]}, "models[0].call.token_parameter"),
+        ({"models": [{"id": "gpt-4o", "call": {"reasoning_effort": "tiny"}}]}, "models[0].call.reasoning_effort"),
+        ({"models": [{"id": "gpt-4o", "call": {"temprature": False}}]}, "models[0].call: unknown field 'temprature'"),
+        ({"models": [{"id": "gpt-4o", "replacement": "gpt-9"}]}, "replacement 'gpt-9' is not a model"),
         ({"models": [{"id": "x", "price": {"input": "1"}}]}, "models[0].price: missing 'cached_input'"),
         ({"models": [{"id": "gpt-4o", "context_window": "big"}]}, "models[0].context_window"),
         ({"models": [{"id": "gpt-4o", "shutdown_date": "soon"}]}, "models[0].shutdown_date"),

@@ -26,7 +26,7 @@ def test_catalog_reproduces_reference_shapes(model_id):
 
 
 def test_models_json_matches_fit():
-    stored = {m["id"]: m["energy"] for m in json.loads(MODELS_JSON.read_text("utf-8"))["models"]}
+    stored = {m["id"]: m["energy"] for m in json.loads(MODELS_JSON.read_text("utf-8"))["models"] if m["energy"]}
     assert stored == energy_blocks()
 
 
@@ -47,13 +47,14 @@ def test_estimates_never_negative(model_id):
 
 
 def test_cached_tokens_count_as_input():
-    energy = EnergyModel(0.1, 0.001, 0.002, "s")
+    energy = EnergyModel(0.1, 0.001, 0.002, "s", "s")
     assert estimate_wh(energy, TokenUsage(100, 100, 10)) == pytest.approx(0.22)
 
 
 def test_unknown_energy():
     assert estimate_wh(None, TokenUsage(10)) is None
-    assert describe(None, "x") == "energy unknown"
+    # Never another model's figures: no coefficients, no number.
+    assert describe(None, "x") == "energy: no estimate"
 
 
 def test_describe_says_estimate_and_source():

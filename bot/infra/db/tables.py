@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
@@ -28,9 +28,13 @@ class LedgerRow(Base):
     attempt: Mapped[int]
     outcome: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(64))
-    prompt_tokens: Mapped[int]
-    cached_tokens: Mapped[int]
-    completion_tokens: Mapped[int]
+    # Big integers: whatever the API can report fits.
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger)  # part of prompt_tokens
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")  # part of completion_tokens
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")  # part of prompt_tokens
+    service_tier: Mapped[str | None] = mapped_column(String(16))
     cost_usd: Mapped[Decimal | None]
     baseline_cost_usd: Mapped[Decimal | None]
     energy_wh: Mapped[float | None]
