@@ -51,6 +51,10 @@ class ModelHealthReader(Protocol):
         """The health of every model in the chain, in chain order."""
         ...
 
+    async def clear_mark(self, model: str) -> bool:
+        """Forget that a model of the chain was unavailable or resting; False when it was healthy."""
+        ...
+
 
 @dataclass(frozen=True)
 class Retirement:

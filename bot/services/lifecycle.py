@@ -47,6 +47,7 @@ class ModelLifecycle:
     retired: Retirement | None = None  # set when the model no longer answers: skipped without a call
     replacement: str | None = None  # what OpenAI recommends in its place, where known
     price_source: str | None = None  # where the price comes from (genai-prices, the catalog file)
+    energy_source: str | None = None  # the full source of its energy estimate; None: no estimate
 
     def days_left(self, today: date) -> int | None:
         """Days until the shutdown date (negative once past), or None when none is announced."""
@@ -230,6 +231,25 @@ class LifecycleService:
         )
         return ModelsOverview(rows=rows, report=report, warnings=tuple(await self.lifecycle_warnings()))
 
+    async def retry(self, name: str) -> str:
+        """Clear a model's "unavailable" mark (an admin's `/frugal models retry`); what happened, in plain words."""
+        try:
+            model = self._catalog.resolve(name)
+        except UnknownModelError:
+            model = name
+        report = await self.report()
+        chain = {m.model: m for m in report.models}
+        if model not in chain:
+            raise ValueError(f"{name!r} is not in the model chain ({', '.join(chain)}).")
+        if chain[model].retired is not None:
+            return (
+                f"{model} {chain[model].retired.why}: Frugal skips it until the endpoint lists it again "
+                "(checked daily); there is no mark to clear."
+            )
+        if self._health is None or not await self._health.clear_mark(model):
+            return f"{model} was not marked unavailable; nothing to clear."
+        return f"{model}'s mark is cleared: the next request tries it again."
+
     async def run_daily(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Refresh once a day, forever (cancel the task to stop)."""
         while True:
@@ -330,6 +350,7 @@ def model_lifecycle(
         retired=retired,
         replacement=info.replacement if info else None,
         price_source=price_source(catalog, model),
+        energy_source=info.energy.source if info and info.energy else None,
     )
 
 
