@@ -17,9 +17,16 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        on_version_apply=_record_step,
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _record_step(*, ctx, step, heads, run_args) -> None:
+    applied = context.config.attributes.get("applied")
+    if applied is not None and step.is_upgrade and step.up_revision is not None:
+        applied.append((step.up_revision_id, getattr(step.up_revision, "doc", "")))
 
 
 def _main() -> None:

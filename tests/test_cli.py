@@ -36,25 +36,70 @@ def _frugal(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
 
 
 def test_bad_setting_stops_with_one_line_naming_the_variable(tmp_path):
-    result = _frugal("run", env=_env(tmp_path, FRUGAL_TIMEZONE="Nowhere/Land"), cwd=tmp_path)
+    env = _env(tmp_path, FRUGAL_TIMEZONE="Nowhere/Land", SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET="s", OPENAI_API_KEY="k")
+    result = _frugal("run", env=env, cwd=tmp_path)
 
     assert result.returncode == 2
     assert result.stderr.strip() == "frugal: FRUGAL_TIMEZONE: unknown time zone 'Nowhere/Land' (e.g. UTC, Europe/Paris)"
 
 
-def test_run_without_secrets_names_the_missing_variable(tmp_path):
+def test_run_with_nothing_set_names_every_missing_variable_at_once(tmp_path):
     result = _frugal("run", env=_env(tmp_path), cwd=tmp_path)
 
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("frugal: SLACK_SIGNING_SECRET:")
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert all(line.startswith("frugal: ") for line in lines)
     assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_migrate_brings_a_new_database_up_to_date(tmp_path):
+def test_run_names_wrong_and_missing_settings_together(tmp_path):
+    env = _env(tmp_path, PORT="eighty", FRUGAL_TIMEZONE="Nowhere/Land", SLACK_BOT_TOKEN="xoxp-user")
+    result = _frugal("run", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    variables = [line.split(":")[1].strip() for line in result.stderr.strip().splitlines()]
+    assert variables == ["SLACK_BOT_TOKEN", "FRUGAL_TIMEZONE", "PORT", "SLACK_SIGNING_SECRET", "OPENAI_API_KEY"]
+
+
+def test_run_with_a_rejected_bot_token_stops_with_one_line(tmp_path, fake_openai, fake_slack):
+    fake_slack.responses["auth.test"] = {"ok": False, "error": "invalid_auth"}
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.api_url,
+        PORT=str(_free_port()),
+    )
+    result = _frugal("run", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("frugal: SLACK_BOT_TOKEN: Slack rejected the bot token (auth.test: invalid_auth); set SLACK_BOT_TOKEN")
+    [auth] = fake_slack.calls_to("auth.test")
+    assert auth.token == BOT_TOKEN
+    # Stopped before the migrations: no database, no model call.
+    assert not (tmp_path / "frugal.db").exists()
+    assert fake_openai.requests == []
+
+
+def test_migrate_says_what_it_applied_then_that_nothing_was_left(tmp_path):
     result = _frugal("migrate", env=_env(tmp_path), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "frugal.db").exists()
+    lines = result.stdout.splitlines()
+    assert lines[0] == "applied 0001: The usage ledger: one row per model call attempt."
+    applied = [line for line in lines if line.startswith("applied ")]
+    assert len(applied) >= 7
+    assert lines[-1] == f"database is up to date ({len(applied)} migration(s) applied)"
+
+    again = _frugal("migrate", env=_env(tmp_path), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == ["database was already up to date: nothing to apply"]
 
 
 def test_dotenv_in_the_working_directory_is_read(tmp_path):
@@ -98,6 +143,33 @@ def test_frugal_run_serves_rewrite_end_to_end(tmp_path, fake_openai, fake_slack)
     assert process.returncode == 0, output
     # Message text never reaches the logs.
     assert "meet" not in output
+    # Bolt's notice that the client Frugal gives it wins over SLACK_BOT_TOKEN is noise, not a warning.
+    assert "will be unused" not in output
+
+
+def test_run_starts_without_bolts_token_warning(tmp_path, fake_openai, fake_slack):
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.api_url,
+        PORT=str(port),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        _wait_healthy(port, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    assert "Frugal listening" in output
+    # SLACK_BOT_TOKEN is in the environment, where Bolt reads it too; the client Frugal gives it carries it.
+    assert "will be unused" not in output
 
 
 def _wait_healthy(port: int, process: subprocess.Popen[str]) -> None:

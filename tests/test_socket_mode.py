@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import pytest
 from aiohttp import WSCloseCode
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
@@ -87,15 +88,46 @@ def test_frugal_run_socket_serves_rewrite_end_to_end(tmp_path, fake_openai, fake
     assert "hi there" not in output
 
 
-def test_sigterm_stops_frugal_while_slack_refuses_the_socket(tmp_path, fake_openai, fake_slack):
-    # slack_sdk retries apps.connections.open forever; SIGTERM must still end the process.
-    fake_slack.fail("apps.connections.open", status=200, body={"ok": False, "error": "invalid_auth"}, times=100)
+def test_sigterm_stops_frugal_while_slack_cannot_open_the_socket(tmp_path, fake_openai, fake_slack):
+    # Slack failing (not refusing the token) is retried by slack_sdk forever; SIGTERM must still end the process.
+    fake_slack.fail("apps.connections.open", status=500, headers={}, body={"ok": False, "error": "fatal_error"}, times=1000)
     process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
     try:
-        fake_slack.wait_for("apps.connections.open", timeout=30)
+        # The check at start, then the SDK's own attempt: Frugal started and is retrying.
+        fake_slack.wait_for("apps.connections.open", count=2, timeout=30)
     finally:
         output = _stop(process)
     assert process.returncode == 0, output
+    assert "SLACK_APP_TOKEN not verified at start: apps.connections.open: fatal_error" in output
+
+
+@pytest.mark.parametrize("error", ["invalid_auth", "not_authed"])
+def test_a_rejected_app_token_stops_the_start_with_one_line(tmp_path, fake_openai, fake_slack, error):
+    fake_slack.fail("apps.connections.open", status=200, headers={}, body={"ok": False, "error": error}, times=1000)
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    output = process.communicate(timeout=60)[0]
+
+    assert process.returncode == 2, output
+    assert output.strip().splitlines() == [
+        f"frugal: SLACK_APP_TOKEN: Slack rejected the app-level token (apps.connections.open: {error}); set "
+        "SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope, from the app's Basic "
+        "Information → App-Level Tokens, and turn Socket Mode on (manifest.socket.yml does)"
+    ]
+    # Asked once, then stopped: no retries, nothing served, no database made.
+    [opened] = fake_slack.calls_to("apps.connections.open")
+    assert opened.token == APP_TOKEN
+    assert fake_slack.calls_to("socket_connect") == []
+    assert not (tmp_path / "frugal.db").exists()
+
+
+def test_a_rejected_bot_token_in_socket_mode_stops_the_start_too(tmp_path, fake_openai, fake_slack):
+    fake_slack.responses["auth.test"] = {"ok": False, "error": "token_revoked"}
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    output = process.communicate(timeout=60)[0]
+
+    assert process.returncode == 2, output
+    [line] = output.strip().splitlines()
+    assert line.startswith("frugal: SLACK_BOT_TOKEN: Slack rejected the bot token (auth.test: token_revoked)")
 
 
 def test_frugal_run_socket_without_app_token_names_the_variable(tmp_path):

@@ -7,36 +7,41 @@ import asyncio
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
-import aiohttp
-from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.catalog import Catalog, CatalogError, UnknownModelError, format_usd
-from bot.config import ConfigError, Settings
+from bot.config import DEFAULT_MODELS, ConfigError, Settings
 from bot.ports.chat import RemoteModel
 from bot.ports.model_status import UnavailableModel
-from bot.slack.clients import web_client
 from bot.services.lifecycle import (
     SHUTDOWN_WARNING_DAYS,
     ModelLifecycle,
     ModelLister,
+    build_report,
     identify,
     list_remote_models,
     model_lifecycle,
     resolve_baseline,
+)
+from bot.slack.tokens import (
+    ACCEPTED,
+    APP_TOKEN_FIX,
+    BOT_TOKEN_FIX,
+    UNREACHABLE,
+    TokenVerdict,
+    app_token_verdict,
+    bot_token_verdict,
 )
 
 # NOTE is information with nothing to fix; WARN works for now but needs an operator; FAIL is broken.
 OK, NOTE, WARN, FAIL = "ok", "note", "WARN", "FAIL"
 CHECK_TIMEOUT_S = 15.0
 
-_SLACK_TOKEN_FIX = (
-    "set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page; "
-    "reinstall the app if the token was revoked"
-)
+_OPENAI_KEY_FIX = "set OPENAI_API_KEY to your OpenAI API key (or the key of the endpoint at OPENAI_BASE_URL)"
 
 
 @dataclass(frozen=True)
@@ -71,14 +76,18 @@ async def run_check(settings: Settings, out: TextIO, *, lister: ModelLister | No
 
 async def gather_findings(settings: Settings, *, lister: ModelLister | None = None) -> list[Finding]:
     """Every finding, in the order the report shows them."""
-    findings = [_configuration(settings)]
+    findings = _configuration(settings)
     database, marks = await _database(settings)
     findings.append(database)
-    findings.append(await _slack(settings))
+    findings += await _slack(settings)
     try:
         catalog = Catalog.load(settings.catalog_file)
     except CatalogError as err:
         findings.append(Finding("model catalog", FAIL, str(err), "fix the FRUGAL_MODEL_CATALOG file"))
+        return findings
+    if settings.openai_api_key is None and lister is None:
+        findings += _without_key(settings, catalog, marks)
+        findings.append(_baseline(settings, catalog))
         return findings
     from bot.infra.openai_chat import OpenAIChatModel
 
@@ -112,16 +121,20 @@ def render(findings: list[Finding]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _configuration(settings: Settings) -> Finding:
+def _configuration(settings: Settings) -> list[Finding]:
     socket_mode = bool(settings.slack_app_token)
-    try:
-        settings.require_serving(socket_mode=socket_mode)
-    except ConfigError as err:
-        variable, _, problem = str(err).partition(": ")
-        return Finding("configuration", FAIL, str(err), f"set {variable} ({problem})")
+    problems = settings.serving_problems(socket_mode=socket_mode)
+    if problems:
+        findings = []
+        for line in problems:
+            # Each line is "VARIABLE: what is wrong; the fix".
+            variable, _, rest = line.partition(": ")
+            problem, _, fix = rest.partition("; ")
+            findings.append(Finding("configuration", FAIL, f"{variable}: {problem}", fix or f"set {variable}"))
+        return findings
     mode = "Socket Mode" if socket_mode else "HTTP"
     workspaces = "multi-workspace OAuth" if settings.oauth_enabled else "single workspace"
-    return Finding("configuration", OK, f"{mode}, {workspaces}")
+    return [Finding("configuration", OK, f"{mode}, {workspaces}")]
 
 
 async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel] | None]:
@@ -129,7 +142,18 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
     from bot.infra.db.migrate import pending_revisions
     from bot.infra.db.model_status import SqlModelStatusStore
 
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    url = make_url(settings.database_url)
+    where = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # Connecting to SQLite creates the file: a check must leave no empty database behind.
+        path = Path(url.database)
+        if not path.parent.is_dir():
+            return Finding("database", FAIL, f"{where}: cannot connect (no folder {path.parent})", "check DATABASE_URL: its folder must exist"), None
+        if not path.is_file():
+            finding = Finding(
+                "database", WARN, f"{where}: no database yet", "run `frugal migrate` to create it (`frugal run` also does)"
+            )
+            return finding, None
     engine = make_engine(settings.database_url)
     try:
         await asyncio.wait_for(ping(engine), CHECK_TIMEOUT_S)
@@ -147,20 +171,39 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
         await engine.dispose()
 
 
-async def _slack(settings: Settings) -> Finding:
+async def _slack(settings: Settings) -> list[Finding]:
+    timeout = int(CHECK_TIMEOUT_S)
     if settings.slack_bot_token is None:
         if settings.oauth_enabled:
-            return Finding("slack", OK, "OAuth mode: each workspace's token comes from its installation")
-        return Finding("slack", FAIL, "SLACK_BOT_TOKEN is not set", _SLACK_TOKEN_FIX)
-    client = web_client(settings.slack_bot_token, settings.slack_api_url, timeout=int(CHECK_TIMEOUT_S))
-    try:
-        auth = await client.auth_test()
-    except SlackApiError as err:
-        error = err.response.get("error") or f"HTTP {err.response.status_code}"
-        return Finding("slack", FAIL, f"auth.test: {error}", _SLACK_TOKEN_FIX)
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-        return Finding("slack", FAIL, f"cannot reach {settings.slack_api_url} ({type(err).__name__})", "check SLACK_API_URL and the network")
-    return Finding("slack", OK, f"auth.test: workspace {auth.get('team')} ({auth.get('team_id')}) as @{auth.get('user')}")
+            findings = [Finding("slack", OK, "OAuth mode: each workspace's token comes from its installation")]
+        else:
+            findings = [Finding("slack", FAIL, "SLACK_BOT_TOKEN is not set", BOT_TOKEN_FIX)]
+    else:
+        verdict = await bot_token_verdict(settings.slack_bot_token, settings.slack_api_url, timeout=timeout)
+        findings = [_token_finding("slack", verdict, BOT_TOKEN_FIX)]
+    if settings.slack_app_token is not None:
+        verdict = await app_token_verdict(settings.slack_app_token, settings.slack_api_url, timeout=timeout)
+        findings.append(_token_finding("slack app token", verdict, APP_TOKEN_FIX))
+    return findings
+
+
+def _token_finding(subject: str, verdict: TokenVerdict, fix: str) -> Finding:
+    if verdict.outcome == ACCEPTED:
+        return Finding(subject, OK, verdict.detail)
+    if verdict.outcome == UNREACHABLE:
+        return Finding(subject, FAIL, verdict.detail, "check SLACK_API_URL and the network")
+    return Finding(subject, FAIL, verdict.detail, fix)
+
+
+def _without_key(settings: Settings, catalog: Catalog, marks: list[UnavailableModel] | None) -> list[Finding]:
+    """No key: the endpoint is not asked (it would only refuse), each model is checked against the catalog."""
+    findings = [Finding("openai", FAIL, "OPENAI_API_KEY is not set; the endpoint was not asked", _OPENAI_KEY_FIX)]
+    unavailable = {mark.model: mark for mark in marks or ()}
+    today = datetime.now(timezone.utc).date()
+    for position, name in enumerate(settings.models):
+        role = "primary" if position == 0 else f"fallback {position}"
+        findings.append(_model(f"model {name} ({role})", name, settings, catalog, None, unavailable, today))
+    return findings
 
 
 async def _models(
@@ -205,14 +248,18 @@ def _model(
             fixed = ",".join(err.suggestion if m == name else m for m in settings.models)
             return Finding(subject, FAIL, str(err), f"set FRUGAL_MODELS={fixed}")
         return Finding(subject, FAIL, f"{err}: not in the catalog and not offered by the endpoint", "replace it in FRUGAL_MODELS")
-    model = model_lifecycle(name, catalog, remote)
+    model = model_lifecycle(name, catalog, remote, today)
     detail = _detail(model, today)
     days = model.days_left(today)
     mark = unavailable.get(model.model)
-    if model.listed is False:
-        return Finding(subject, FAIL, f"not offered by the endpoint (retired, or no access) · {detail}", "replace it in FRUGAL_MODELS")
-    if days is not None and days < 0:
-        return Finding(subject, FAIL, detail, "it is retired: replace it in FRUGAL_MODELS")
+    if model.retired is not None:
+        replacement = f"; OpenAI's replacement is {model.replacement}" if model.replacement else ""
+        detail = f"retired: it {model.retired.why}, so Frugal skips it without a call{replacement} · {detail}"
+        if _is_default_chain(settings) and name == settings.models[0]:
+            # The default chain starts with the mission's model wherever an endpoint still serves it.
+            return Finding(subject, NOTE, f"{detail} · the default chain goes on to its successors")
+        fix = build_report(settings.models, catalog, list(remote.values()) if remote is not None else None, None, _now()).fixed_chain()
+        return Finding(subject, FAIL, detail, f"set FRUGAL_MODELS={fix}" if fix else "replace it in FRUGAL_MODELS")
     if mark is not None:
         return Finding(
             subject,
@@ -221,7 +268,8 @@ def _model(
             "replace it in FRUGAL_MODELS, or wait: Frugal tries it again then",
         )
     if days is not None and days <= SHUTDOWN_WARNING_DAYS:
-        return Finding(subject, WARN, detail, f"replace it in FRUGAL_MODELS before {model.shutdown_date:%Y-%m-%d}")
+        instead = f" (OpenAI's replacement: {model.replacement})" if model.replacement else ""
+        return Finding(subject, WARN, detail, f"replace it in FRUGAL_MODELS{instead} before {model.shutdown_date:%Y-%m-%d}")
     if model.price is None:
         return Finding(subject, WARN, detail, "add its price to the FRUGAL_MODEL_CATALOG file, or costs show as \"price unknown\"")
     return Finding(subject, OK, detail)
@@ -240,8 +288,16 @@ def _detail(model: ModelLifecycle, today: date) -> str:
     if model.price is None:
         price = "price unknown"
     else:
-        price = f"{format_usd(model.price.input)} in / {format_usd(model.price.output)} out per 1M tokens"
+        price = f"{format_usd(model.price.input)} in / {format_usd(model.price.output)} out per 1M tokens ({model.price_source})"
     return f"{alias}{listed} · {shutdown} · {price}"
+
+
+def _is_default_chain(settings: Settings) -> bool:
+    return settings.models == tuple(DEFAULT_MODELS.split(","))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _baseline(settings: Settings, catalog: Catalog) -> Finding:

@@ -15,9 +15,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def migrate(settings: Settings, _args: argparse.Namespace) -> int:
-    """Apply pending migrations under the migration lock."""
+    """Apply pending migrations under the migration lock, printing each one applied."""
     from bot.infra.db.migrate import upgrade
 
-    asyncio.run(upgrade(settings.database_url))
-    print("database is up to date")
+    applied = asyncio.run(upgrade(settings.database_url))
+    for step in applied:
+        print(f"applied {step.revision}: {step.description}")
+    if applied:
+        print(f"database is up to date ({len(applied)} migration(s) applied)")
+    else:
+        print("database was already up to date: nothing to apply")
     return 0

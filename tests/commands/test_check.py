@@ -14,14 +14,23 @@ import pytest
 
 from bot.commands.check import run_check
 from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.migrate import upgrade
 from bot.infra.db.model_status import SqlModelStatusStore
 from bot.ports.model_status import UnavailableModel
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.openai_server import Fail
 
 
+# These tests are about what check says of a chain, not about the default chain.
+CHAIN = "gpt-4.1-nano,gpt-4o-mini"
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
+
+
 def _env(database_url: str, fake_openai, fake_slack, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
+    env = _clean_env()
     env.update(
         SLACK_BOT_TOKEN=BOT_TOKEN,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
@@ -29,8 +38,9 @@ def _env(database_url: str, fake_openai, fake_slack, **extra: str) -> dict[str, 
         OPENAI_API_KEY="sk-test",
         OPENAI_BASE_URL=fake_openai.api_url,
         DATABASE_URL=database_url,
-        **extra,
+        FRUGAL_MODELS=CHAIN,
     )
+    env.update(extra)
     return env
 
 
@@ -47,7 +57,7 @@ def _row(output: str, subject: str) -> str:
 
 async def _check(make_settings, database_url: str, **env: str) -> tuple[int, str]:
     out = io.StringIO()
-    code = await run_check(make_settings(database_url, **env), out)
+    code = await run_check(make_settings(database_url, **{"FRUGAL_MODELS": CHAIN, **env}), out)
     return code, out.getvalue()
 
 
@@ -105,6 +115,8 @@ async def test_a_bad_slack_token_fails(make_settings, migrated_url, fake_slack):
 
 
 async def test_pending_migrations_are_a_warning_that_fails_the_check(make_settings, database_url):
+    await upgrade(database_url, "0001")
+
     code, out = await _check(make_settings, database_url)
 
     assert code == 1
@@ -204,6 +216,65 @@ async def test_missing_settings_are_named(make_settings, migrated_url):
 
     assert code == 1
     assert "FAIL" in _row(out, "configuration") and "SLACK_SIGNING_SECRET" in _row(out, "configuration")
+    assert "configuration: copy it from the app's Basic Information → App Credentials → Signing Secret" in out
+
+
+def test_a_copied_env_example_names_every_missing_setting_and_creates_nothing(tmp_path, fake_openai, fake_slack):
+    (tmp_path / ".env").write_text((Path(__file__).resolve().parents[2] / ".env.example").read_text())
+    env = _clean_env() | {"SLACK_API_URL": fake_slack.api_url, "OPENAI_BASE_URL": fake_openai.api_url}
+
+    result = _frugal_check(env, tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("configuration")]
+    assert [row.split()[2].rstrip(":") for row in rows] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert all(" FAIL " in row for row in rows)
+    # The missing key is named as such: the endpoint is not blamed, not even asked.
+    assert "OPENAI_API_KEY is not set" in _row(result.stdout, "openai")
+    assert "openai: set OPENAI_API_KEY to your OpenAI API key" in result.stdout
+    assert fake_openai.requests == [] and fake_slack.calls == []
+    assert "WARN" in _row(result.stdout, "database") and "no database yet" in _row(result.stdout, "database")
+    assert "database: run `frugal migrate` to create it" in result.stdout
+    # Models are still checked, against the catalog alone.
+    assert "listing unknown" in _row(result.stdout, "model gpt-4.1-nano (primary)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_a_wrong_value_stops_check_with_every_problem_and_touches_no_database(tmp_path):
+    env = _clean_env() | {"PORT": "eighty", "SLACK_BOT_TOKEN": "xoxp-user", "DATABASE_URL": f"sqlite:///{tmp_path / 'frugal.db'}"}
+
+    result = _frugal_check(env, tmp_path)
+
+    assert result.returncode == 2
+    variables = [line.split(":")[1].strip() for line in result.stderr.strip().splitlines()]
+    assert variables == ["SLACK_BOT_TOKEN", "PORT", "SLACK_SIGNING_SECRET", "OPENAI_API_KEY"]
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_missing_sqlite_file_is_not_created(make_settings, tmp_path):
+    database = tmp_path / "frugal.db"
+
+    code, out = await _check(make_settings, f"sqlite:///{database}")
+
+    assert code == 1
+    assert "WARN" in _row(out, "database") and "no database yet" in _row(out, "database")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_the_app_token_is_checked_with_apps_connections_open(make_settings, migrated_url, fake_slack):
+    _, out = await _check(make_settings, migrated_url, SLACK_APP_TOKEN="xapp-1-A1-1-good")
+
+    assert " ok " in _row(out, "slack app token") and "apps.connections.open" in _row(out, "slack app token")
+    assert "slack app token:" not in out
+    [opened] = fake_slack.calls_to("apps.connections.open")
+    assert opened.token == "xapp-1-A1-1-good"
+
+    fake_slack.fail("apps.connections.open", status=200, headers={}, body={"ok": False, "error": "invalid_auth"})
+    code, out = await _check(make_settings, migrated_url, SLACK_APP_TOKEN="xapp-1-A1-1-bad")
+
+    assert code == 1
+    assert "FAIL" in _row(out, "slack app token") and "apps.connections.open: invalid_auth" in _row(out, "slack app token")
+    assert "slack app token: set SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope" in out
 
 
 async def test_a_bad_catalog_override_fails(make_settings, migrated_url, tmp_path):

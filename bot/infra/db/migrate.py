@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -22,6 +23,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 _PG_LOCK_KEY = 0x46525547414C  # "FRUGAL"
 
 
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One migration an upgrade applied: its revision ID and its one-line description."""
+
+    revision: str
+    description: str
+
+
 def alembic_config() -> Config:
     """The Alembic configuration for the repository's migrations/ folder."""
     config = Config()
@@ -29,8 +38,8 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(url: str, revision: str = "heads") -> None:
-    """Bring the database at `url` to `revision` (default: the newest)."""
+async def upgrade(url: str, revision: str = "heads") -> list[AppliedRevision]:
+    """Bring the database at `url` to `revision` (default: the newest); the revisions applied, oldest first."""
     engine = make_engine(url)
     try:
         async with _sqlite_file_lock(url):
@@ -38,8 +47,9 @@ async def upgrade(url: str, revision: str = "heads") -> None:
                 if conn.dialect.name == "postgresql":
                     # Released at commit; a second replica waits here, then finds nothing to do.
                     await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-                await conn.run_sync(_upgrade, revision)
+                applied = await conn.run_sync(_upgrade, revision)
                 await conn.commit()
+                return applied
     finally:
         await engine.dispose()
 
@@ -54,10 +64,13 @@ async def pending_revisions(url: str) -> list[str]:
         await engine.dispose()
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> list[AppliedRevision]:
     config = alembic_config()
     config.attributes["connection"] = connection
+    # env.py records each step it applies here (alembic's on_version_apply).
+    config.attributes["applied"] = applied = []
     command.upgrade(config, revision)
+    return [AppliedRevision(rev, (doc or "").strip()) for rev, doc in applied]
 
 
 def _pending(connection: Connection) -> list[str]:

@@ -8,7 +8,13 @@ from sqlalchemy import inspect
 
 from bot.infra.db.engine import make_engine
 from bot.infra.db.metadata import target_metadata
-from bot.infra.db.migrate import pending_revisions, upgrade
+from bot.infra.db.migrate import alembic_config, pending_revisions, upgrade
+
+
+def _chain() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    return [rev.revision for rev in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))]
 
 
 async def _tables(url: str) -> set[str]:
@@ -29,8 +35,21 @@ async def test_upgrade_creates_every_table_and_leaves_nothing_pending(database_u
     assert await pending_revisions(database_url) == []
 
 
+async def test_upgrade_reports_each_revision_it_applied_oldest_first(database_url):
+    applied = await upgrade(database_url)
+
+    assert [step.revision for step in applied] == _chain()
+    assert applied[0].description == "The usage ledger: one row per model call attempt."
+    assert all(step.description for step in applied)
+    assert await upgrade(database_url) == []
+
+
 async def test_two_replicas_migrating_together_are_safe(database_url):
-    await asyncio.gather(upgrade(database_url), upgrade(database_url))
+    first, second = await asyncio.gather(upgrade(database_url), upgrade(database_url))
+
+    # One replica applied everything, the other found nothing left to do.
+    assert sorted([first, second], key=len)[0] == []
+    assert [step.revision for step in first + second] == _chain()
 
     assert await pending_revisions(database_url) == []
 
