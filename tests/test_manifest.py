@@ -1,4 +1,4 @@
-"""manifest.yml declares exactly what the code serves."""
+"""manifest.yml declares exactly what the code serves; manifest.socket.yml is the same app in Socket Mode."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from bot.slack.listeners import LISTENERS
 from bot.slack.listeners.shortcuts import CLASSIFY_SHORTCUT, REWRITE_SHORTCUT
 from bot.slack.oauth import BOT_SCOPES, REDIRECT_PATH
 
-MANIFEST = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
+SOCKET_MANIFEST = yaml.safe_load((ROOT / "manifest.socket.yml").read_text())
 
 
 def _registered(method: str) -> set[str]:
@@ -51,6 +53,8 @@ def test_interactivity_is_on_when_there_are_actions():
 # Every Slack Web API method the code calls, and the bot scopes it needs (Slack's method pages).
 METHOD_SCOPES: dict[str, set[str]] = {
     "auth_test": set(),
+    # Called with the app-level token, whose scope (connections:write) is not a bot scope.
+    "apps_connections_open": set(),
     "chat_postMessage": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "chat_update": {"chat:write"},
@@ -129,3 +133,44 @@ def test_shortcuts_are_message_shortcuts_with_their_contract_names():
     }
     for shortcut in MANIFEST["features"]["shortcuts"]:
         assert shortcut["description"]
+
+
+# --- manifest.socket.yml: the same app, Socket Mode, no URL ---------------------------------------
+
+URL_KEYS = {"url", "request_url", "redirect_urls"}
+
+
+def _without_urls(node):
+    if isinstance(node, dict):
+        return {k: _without_urls(v) for k, v in node.items() if k not in URL_KEYS}
+    if isinstance(node, list):
+        return [_without_urls(v) for v in node]
+    return node
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def test_the_socket_manifest_has_socket_mode_on_and_no_url():
+    assert SOCKET_MANIFEST["settings"]["socket_mode_enabled"] is True
+    assert MANIFEST["settings"]["socket_mode_enabled"] is False
+    assert not URL_KEYS & set(_strings(SOCKET_MANIFEST))
+    assert not [s for s in _strings(SOCKET_MANIFEST) if "://" in s or "YOUR-HOST" in s]
+
+
+def test_the_socket_manifest_is_the_http_manifest_without_its_urls():
+    http, socket = _without_urls(MANIFEST), _without_urls(SOCKET_MANIFEST)
+    http["settings"].pop("socket_mode_enabled")
+    socket["settings"].pop("socket_mode_enabled")
+    # Same commands, shortcuts, events, scopes, Home tab and bot user: only the transport differs.
+    assert socket == http
+    assert socket["features"]["slash_commands"] and socket["settings"]["event_subscriptions"]["bot_events"]
