@@ -6,8 +6,8 @@ side leading in turn) so that drift in machine load hits every side alike:
 
 - bare: `AsyncOpenAI(max_retries=0).chat.completions.create(...)`, nothing else, on the SDK's
   aiohttp transport (`openai.DefaultAioHttpClient`) — the baseline of the overhead figures; the
-  library's default httpx transport is shown too, and Frugal's adapter alone (the one aiohttp POST
-  it makes instead of the SDK call), for reference only;
+  library's default httpx transport is shown too, and Frugal's adapter alone (its SDK call and the
+  reading of the answer), for reference only;
 - router, no-op ledger: `ModelRouter.complete` with a ledger that drops its entries — the
   router's own work (chain, health board, request mapping, error classification, pricing,
   energy, fallback note);
@@ -16,9 +16,9 @@ side leading in turn) so that drift in machine load hits every side alike:
 - router, PostgreSQL ledger (with --postgres, or when TEST_DATABASE_URL is set): the same on a
   throwaway migrated database next to that server's, dropped afterwards.
 
-Then the primary (gpt-4.1-nano) answers HTTP 500 to everything, with the production tuning:
+Then the primary (gpt-6-luna) answers HTTP 500 to everything, with the production tuning:
 - before its cool-down: a fresh router per request (no history), so each request retries the
-  primary once after the 250 ms backoff, then answers from gpt-4o-mini;
+  primary once after the 250 ms backoff, then answers from gpt-5.6-luna;
 - after its cool-down: one router that has seen 3 failures, so the primary is skipped.
 Figures are milliseconds per request.
 
@@ -58,14 +58,14 @@ from bot.router.router import ModelRouter  # noqa: E402
 from tests.fakes.openai_server import Fail, FakeOpenAI  # noqa: E402
 from bench.databases import throwaway_postgres  # noqa: E402
 
-CHAIN = ("gpt-4.1-nano", "gpt-4o-mini")
+CHAIN = ("gpt-6-luna", "gpt-5.6-luna")  # today's reasoning models, as the default chain answers on them
 MESSAGES = ({"role": "system", "content": "Rewrite the message so it is clear."}, {"role": "user", "content": "hello there"})
 CTX = CallContext(team_id="T1", channel_id="C1", user_id="U1", request_key="bench", task="rewrite")
 REQUEST = CompletionRequest(messages=MESSAGES, max_tokens=64)
 TARGET_MS, TARGET_SHARE = 2.0, 0.05
 BARE = "bare AsyncOpenAI (`chat.completions.create` on the SDK's aiohttp transport)"
 BARE_HTTPX = "bare AsyncOpenAI (httpx, the library's default; reference only)"
-ADAPTER = "Frugal's adapter alone (`OpenAIChatModel.complete`: one aiohttp POST; reference only)"
+ADAPTER = "Frugal's adapter alone (`OpenAIChatModel.complete` on the same SDK client; reference only)"
 REFERENCES = (BARE, BARE_HTTPX, ADAPTER)
 
 
@@ -96,23 +96,23 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
             client = AsyncOpenAI(api_key="sk-bench", base_url=api_url, max_retries=0, timeout=30, http_client=http_client)
             stack.push_async_callback(client.close)
             sides[name] = lambda client=client: client.chat.completions.create(
-                model=CHAIN[0], messages=list(MESSAGES), max_tokens=64, temperature=0.2
+                model=CHAIN[0], messages=list(MESSAGES), max_completion_tokens=64, reasoning_effort="none"
             )
         adapter = OpenAIChatModel(api_key="sk-bench", base_url=api_url, timeout=30)
         stack.push_async_callback(adapter.close)
-        chat_request = ChatRequest(model=CHAIN[0], messages=MESSAGES, max_tokens=64)
+        chat_request = ChatRequest(model=CHAIN[0], messages=MESSAGES, max_tokens=64, shape=catalog.get(CHAIN[0]).call)
         sides[ADAPTER] = lambda: adapter.complete(chat_request)
         for name, db_url in {"no-op": None, **databases}.items():
             chat = OpenAIChatModel(api_key="sk-bench", base_url=api_url, timeout=30)
             stack.push_async_callback(chat.close)
             if db_url is None:
-                router = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model="gpt-4o")
+                router = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model=catalog.baseline_model)
             else:
                 engine = make_engine(db_url)
                 stack.push_async_callback(engine.dispose)
                 sessions = make_sessionmaker(engine)
                 router = ModelRouter(
-                    chat, catalog, SqlLedger(sessions), CHAIN, baseline_model="gpt-4o",
+                    chat, catalog, SqlLedger(sessions), CHAIN, baseline_model=catalog.baseline_model,
                     status_store=SqlModelStatusStore(sessions),
                 )
             sides[f"router, {name} ledger"] = lambda router=router: router.complete(CTX, REQUEST)
@@ -136,9 +136,9 @@ async def primary_down(fake: FakeOpenAI, requests: int) -> tuple[list[float], li
     try:
         before = []
         for _ in range(requests):
-            fresh = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model="gpt-4o")
+            fresh = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model=catalog.baseline_model)
             before.append(await _timed(lambda: fresh.complete(CTX, REQUEST)))
-        cooled = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model="gpt-4o")
+        cooled = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model=catalog.baseline_model)
         await cooled.complete(CTX, REQUEST)  # two failures
         await cooled.complete(CTX, REQUEST)  # the third: cooled down
         assert (await cooled.model_health())[0].state == "cooling down"
@@ -172,11 +172,11 @@ def render(samples: dict[str, list[float]], before: list[float], after: list[flo
         verdicts.append(f"{name}: {'met' if met else 'NOT met'} ({extra:+.2f} ms, {extra / bare:+.1%})")
     lines += ["", "Target: median overhead within 5% or 2 ms. " + "; ".join(verdicts) + ".", ""]
     lines += [
-        "| primary (gpt-4.1-nano) answering HTTP 500 | requests | median ms | p99 ms |",
+        "| primary (gpt-6-luna) answering HTTP 500 | requests | median ms | p99 ms |",
         "|---|---|---|---|",
-        f"| before its cool-down (1 retry after 250 ms backoff, then gpt-4o-mini) | {len(before)} | "
+        f"| before its cool-down (1 retry after 250 ms backoff, then gpt-5.6-luna) | {len(before)} | "
         f"{statistics.median(before):.1f} | {_percentile(before, 0.99):.1f} |",
-        f"| after its cool-down (skipped, gpt-4o-mini answers) | {len(after)} | "
+        f"| after its cool-down (skipped, gpt-5.6-luna answers) | {len(after)} | "
         f"{statistics.median(after):.2f} | {_percentile(after, 0.99):.2f} |",
     ]
     return "\n".join(lines)

@@ -210,3 +210,12 @@ async def test_dotenv_org_project_and_custom_headers_reach_chat_calls(tmp_path, 
     assert call.headers["X-Gateway-Key"] == "gw-123"
     # The model list, which `frugal run` reads at start, went out the same way.
     assert all(r.headers.get("X-Gateway-Key") == "gw-123" for r in fake_openai.listing_requests)
+
+
+async def test_an_answer_cut_at_the_length_limit_says_so(frugal, fake_openai, fake_slack):
+    fake_openai.script("gpt-4.1-nano", Reply("Could you send the", finish_reason="length"))
+
+    _, name = await frugal.command("/rewrite", "can u send the report pls")
+
+    [answer] = await fake_slack.await_calls(f"response_url:{name}")
+    assert "the answer was cut at its length limit" in every_text(answer.params["blocks"])
