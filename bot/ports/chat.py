@@ -51,7 +51,7 @@ class ChatResult:
 
 
 class ErrorKind(enum.Enum):
-    """How a model call failed, in the terms of the error table in REFERENCE.md."""
+    """How a model call failed, in the terms of the error table in docs/models.md."""
 
     RATE_LIMITED = "rate_limit_exceeded"
     NO_CREDIT = "insufficient_quota"

@@ -1,4 +1,4 @@
-"""What the router does about each kind of failure: the error table of REFERENCE.md as data."""
+"""What the router does about each kind of failure: the error table of docs/models.md as data."""
 
 from __future__ import annotations
 
