@@ -219,3 +219,33 @@ async def test_an_answer_cut_at_the_length_limit_says_so(frugal, fake_openai, fa
 
     [answer] = await fake_slack.await_calls(f"response_url:{name}")
     assert "the answer was cut at its length limit" in every_text(answer.params["blocks"])
+
+
+async def test_classify_on_flex_is_priced_at_flex_and_falls_back_to_the_default_tier(
+    start_frugal, migrated_url, fake_openai, fake_slack
+):
+    from tests.fakes.openai_server import Fail
+
+    fake_openai.serve_like_openai(TODAY)
+    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-6-luna", FRUGAL_CLASSIFY_SERVICE_TIER="flex")
+    await frugal.container.lifecycle.startup()
+    fake_openai.script(
+        "gpt-6-luna",
+        Reply('{"label": "question"}', prompt_tokens=1000, completion_tokens=10),
+        Fail.flex_unavailable(),
+        Reply('{"label": "question"}', prompt_tokens=1000, completion_tokens=10),
+    )
+
+    for text in ("is the build green?", "is the deploy done?"):
+        _, name = await frugal.command("/classify", f"[question, bug report] {text}")
+        await fake_slack.await_calls(f"response_url:{name}")
+
+    flex, refused, default = fake_openai.requests
+    assert (flex.json["service_tier"], refused.json["service_tier"]) == ("flex", "flex")
+    assert "service_tier" not in default.json
+    rows = await ledger(frugal)
+    assert [(r.outcome, r.error_code, r.service_tier) for r in rows] == [
+        ("ok", None, "flex"), ("error", "resource_unavailable", None), ("ok", None, "default"),
+    ]
+    # 1,000 × $0.10 + 10 × $0.50 per million = 105 micro-dollars; half of that on flex.
+    assert (rows[0].cost_usd, rows[2].cost_usd) == (Decimal("0.0000525"), Decimal("0.000105"))

@@ -158,6 +158,11 @@ class ModelRouter:
                 result = await self._model.complete(chat_request)
             except ModelCallError as err:
                 await self._ledger.record(self._failure_entry(ctx, model, err, trail.attempts))
+                if chat_request.service_tier == "flex" and _flex_unavailable(err):
+                    # Flex may have no capacity, or be slow: the same model answers on the default tier.
+                    log.info("model %s: flex tier unavailable (%s); trying the default tier", model, err.code or err.kind.value)
+                    chat_request = dataclasses.replace(chat_request, service_tier=None)
+                    continue
                 adapted = adapt_shape(chat_request, err) if err.kind is ErrorKind.UNSUPPORTED_PARAMETER else None
                 if adapted is not None:
                     # The endpoint said how this model takes a request: ask that way, and remember it.
@@ -381,6 +386,11 @@ class ModelRouter:
 
 # How reasoning models take the output cap and temperature (docs/models.md).
 _REASONING = {"token_parameter": "max_completion_tokens", "temperature": False}
+
+
+def _flex_unavailable(err: ModelCallError) -> bool:
+    """Flex processing refused or took too long: 429 resource_unavailable, or a timeout (docs/models.md)."""
+    return err.kind is ErrorKind.TIMEOUT or (err.kind is ErrorKind.RATE_LIMITED and err.code == "resource_unavailable")
 
 
 def adapt_shape(request: ChatRequest, err: ModelCallError) -> ChatRequest | None:
