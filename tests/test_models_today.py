@@ -62,10 +62,10 @@ async def test_the_default_chain_answers_today_without_a_failed_call(start_fruga
 
 async def test_a_chain_of_reasoning_models_answers_rewrite_and_classify(start_frugal, migrated_url, fake_openai, fake_slack):
     fake_openai.serve_like_openai(TODAY)
-    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-5.4-nano,gpt-6-luna")
+    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-5-nano,gpt-6-luna")
     await frugal.container.lifecycle.startup()
     fake_openai.script(
-        "gpt-5.4-nano",
+        "gpt-5-nano",
         Reply("Could you send the report, please?", prompt_tokens=1000, completion_tokens=20, reasoning_tokens=30),
         Reply('{"label": "bug report"}', prompt_tokens=200, completion_tokens=8),
     )
@@ -77,17 +77,17 @@ async def test_a_chain_of_reasoning_models_answers_rewrite_and_classify(start_fr
 
     assert rewritten.params["text"] == "Could you send the report, please?"
     assert "bug report" in classified.params["text"]
-    # gpt-5.4-nano is not known to give log-probabilities: no confidence is made up.
+    # gpt-5-nano gives no log-probabilities (it thinks at "minimal" at the least): no confidence is made up.
     assert "confidence unknown" in every_text(classified.params["blocks"])
     first, second = fake_openai.requests
     for call in (first, second):
-        assert call.json["model"] == "gpt-5.4-nano"
+        assert call.json["model"] == "gpt-5-nano" and call.json["reasoning_effort"] == "minimal"
         assert {"max_tokens", "temperature", "logprobs"}.isdisjoint(call.json)
     rewrite_row, classify_row = await ledger(frugal)
     # 30 reasoning tokens on top of the 20 of the answer, billed as output:
-    # 1,000 × $0.20 + 50 × $1.25 per million = 262.5 micro-dollars.
+    # 1,000 × $0.05 + 50 × $0.40 per million = 70 micro-dollars.
     assert (rewrite_row.completion_tokens, rewrite_row.reasoning_tokens) == (50, 30)
-    assert rewrite_row.cost_usd == Decimal("0.0002625")
+    assert rewrite_row.cost_usd == Decimal("0.00007")
     assert classify_row.outcome == "ok"
 
 
@@ -219,6 +219,21 @@ async def test_an_answer_cut_at_the_length_limit_says_so(frugal, fake_openai, fa
 
     [answer] = await fake_slack.await_calls(f"response_url:{name}")
     assert "the answer was cut at its length limit" in every_text(answer.params["blocks"])
+
+
+async def test_classify_on_gpt_6_luna_gives_a_confidence_at_effort_none(start_frugal, migrated_url, fake_openai, fake_slack):
+    fake_openai.serve_like_openai(TODAY)
+    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-6-luna")
+    await frugal.container.lifecycle.startup()
+    answer = '{"label": "question"}'
+    fake_openai.script("gpt-6-luna", Reply(answer, logprobs=[(answer[:10], -0.01), (answer[10:], -0.1)]))
+
+    _, name = await frugal.command("/classify", "[question, bug report] is the build green?")
+
+    [classified] = await fake_slack.await_calls(f"response_url:{name}")
+    [call] = fake_openai.requests
+    assert call.json["logprobs"] is True and call.json["reasoning_effort"] == "none"
+    assert "confidence" in every_text(classified.params["blocks"]) and "unknown" not in every_text(classified.params["blocks"])
 
 
 async def test_classify_on_flex_is_priced_at_flex_and_falls_back_to_the_default_tier(

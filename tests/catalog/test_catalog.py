@@ -44,7 +44,9 @@ def test_reasoning_models_are_called_their_way(catalog, model_id):
     assert model.call.temperature is False
     # The lowest effort each accepts: a rewrite or a label needs no deliberation.
     assert model.call.reasoning_effort == ("minimal" if model_id.startswith("gpt-5-") or model_id == "gpt-5" else "none")
-    assert not model.supports_logprobs and model.supports_structured_output
+    # Log-probabilities come only at effort "none" (OpenAI's reasoning-model checklist; docs/models.md).
+    assert model.supports_logprobs == (model.call.reasoning_effort == "none")
+    assert model.supports_structured_output
 
 
 @pytest.mark.parametrize("model_id", CLASSIC)
