@@ -54,6 +54,7 @@ class Completion:
     finish_reason: str | None = None  # "length": the answer was cut at the output cap
     refusal: str | None = None  # the model declined; its message, or a plain one for a content filter
     service_tier: str | None = None  # the tier that served the call
+    extra_notes: tuple[str, ...] = ()  # e.g. that the answer came from a cache
 
     @property
     def declined(self) -> bool:
@@ -64,6 +65,14 @@ class Completion:
     def cut(self) -> bool:
         """The answer stopped at the output cap."""
         return self.finish_reason == "length"
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the reader should know of how the answer came about: a fallback, a cut."""
+        notes = [self.fallback_note] if self.fallback_note else []
+        if self.cut:
+            notes.append("the answer was cut at its length limit")
+        return (*notes, *self.extra_notes)
 
 
 class CompletionFailed(Exception):

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, Protocol
 
+from bot.catalog import TokenUsage
 from bot.ports.chat import TokenLogprob
-from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest
+from bot.ports.classify_cache import CachedLabel, ClassifyCache
+from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest, accepted
 from bot.services.errors import InvalidInput, check_text
 
 # What team messages usually are, when neither the command nor the channel names labels.
@@ -25,6 +29,10 @@ _SYSTEM = (
     "You classify Slack messages. Pick the one label from this list that fits the message best: {labels}. "
     'Answer with JSON of the form {{"label": "<one label from the list, spelled exactly>"}} and nothing else.'
 )
+# How long a label is reused for the same text and labels, at $0.
+CACHE_FOR = timedelta(hours=24)
+CACHE_NOTE = "answered from the classifications of the last 24 h, at $0"
+
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 _EDGE_PUNCTUATION = " \t\n\"'`.,;:!?*_()[]{}"
 
@@ -59,6 +67,7 @@ class Classification:
     confidence: float | None  # 0..1 from log-probabilities, None when the endpoint gave none
     match: str  # "exact" (the answer was a label) or "closest" (the nearest label to a stray answer)
     completion: Completion
+    cached: bool = False  # answered from the cache: no model call, nothing charged
 
 
 def check_labels(raw: Sequence[str]) -> tuple[str, ...]:
@@ -150,13 +159,21 @@ class ClassifyService:
         *,
         max_input_chars: int,
         default_labels: tuple[str, ...] = DEFAULT_LABELS,
+        service_tier: str | None = None,
+        cache: ClassifyCache | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self._completer = completer
         self._labels = labels
         self.max_input_chars = max_input_chars
         self.default_labels = check_labels(default_labels)
+        self._service_tier = service_tier  # "flex": half price, slower; the router falls back to the default tier
+        self._cache = cache
         self._clock = clock
+
+    async def purge_cache(self) -> int:
+        """Forget cached labels older than a day (run daily); how many."""
+        return await self._cache.purge(self._clock() - CACHE_FOR) if self._cache is not None else 0
 
     def validate(self, text: str, labels: Sequence[str] | None) -> tuple[str, tuple[str, ...] | None]:
         """The cleaned text and labels, or InvalidInput before anything is called."""
@@ -193,13 +210,44 @@ class ClassifyService:
             temperature=0.0,
             json_schema=label_schema(chosen),
             logprobs=True,
+            service_tier=self._service_tier,
         )
-        completion = await self._completer.complete(ctx, request)
+        key = cache_key(ctx.team_id, chosen, text)
+        if self._cache is not None:
+            hit = await self._cache.get(key, self._clock() - CACHE_FOR)
+            if hit is not None and hit.label in chosen:
+                return Classification(
+                    label=hit.label, labels=chosen, source=source, confidence=hit.confidence, match="exact",
+                    completion=_from_cache(hit), cached=True,
+                )
+        completion = accepted(await self._completer.complete(ctx, request), "classify")
         label, match = parse_label(completion.text, chosen)
         confidence = label_confidence(completion.text, label, completion.logprobs) if match == "exact" else None
+        if self._cache is not None and match == "exact":
+            # Only a clear answer is worth repeating; a "closest" guess is asked again next time.
+            await self._cache.put(key, ctx.team_id, CachedLabel(label, confidence, completion.served_model, self._clock()))
         return Classification(
             label=label, labels=chosen, source=source, confidence=confidence, match=match, completion=completion
         )
+
+
+def cache_key(team_id: str, labels: Sequence[str], text: str) -> str:
+    """SHA-256 of the workspace, the label set and the text: the cache keeps this, never the text."""
+    material = json.dumps([team_id, list(labels), text], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _from_cache(hit: CachedLabel) -> Completion:
+    """A completion standing for a cached answer: no tokens, no cost, and a note that says so."""
+    return Completion(
+        text=json.dumps({"label": hit.label}, ensure_ascii=False),
+        requested_model=hit.served_model,
+        served_model=hit.served_model,
+        usage=TokenUsage(prompt_tokens=0),
+        cost_usd=Decimal(0),
+        baseline_cost_usd=Decimal(0),
+        extra_notes=(CACHE_NOTE,),
+    )
 
 
 def max_output_tokens(labels: Sequence[str]) -> int:

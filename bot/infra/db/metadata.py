@@ -7,6 +7,7 @@ from bot.infra.db import labels, model_status  # noqa: F401  (model health, clas
 from bot.infra.db import digest_tables  # noqa: F401  (digest subscriptions and runs)
 from bot.infra.db import deliveries  # noqa: F401  (once-only Slack deliveries)
 from bot.infra.db import quota_tables  # noqa: F401  (quota limits, counters, reservations)
+from bot.infra.db import classify_cache  # noqa: F401  (recent /classify labels by hash)
 from bot.infra.db.base import Base
 from bot.infra.db.slack_stores import slack_metadata
 
