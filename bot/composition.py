@@ -84,9 +84,12 @@ def build_container(settings: Settings) -> Container:
     installations = (
         slack_stores.installation_store(settings.slack_client_id, engine) if settings.oauth_enabled else None
     )
-    alerts = SlackAdminAlerts(
-        settings.admins, api_url=settings.slack_api_url, bot_token=settings.slack_bot_token, installations=installations
+    workspaces = slack_stores.SqlWorkspaceOrgs(engine) if installations is not None else None
+    tokens = (
+        installation_tokens(installations, workspaces) if installations is not None
+        else static_token(settings.slack_bot_token)
     )
+    alerts = SlackAdminAlerts(settings.admins, api_url=settings.slack_api_url, token_for=tokens)
     ledger = SqlLedger(sessions)
     router = ModelRouter(
         chat_model,
@@ -106,8 +109,9 @@ def build_container(settings: Settings) -> Container:
         admins=AdminDirectory(settings.admins),
         classify=ClassifyService(gated, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
         models=lifecycle,
-        digests=(digests := _digest_service(settings, sessions, catalog, chain, installations, lifecycle, quota)),
+        digests=(digests := _digest_service(settings, sessions, catalog, chain, tokens, lifecycle, quota)),
         installations=installations,
+        workspaces=workspaces,
         home=HomeService(
             SqlHomeQueries(sessions), settings.timezone, health=router, digests=SqlDigestStore(sessions),
             quotas=quota,
@@ -134,7 +138,7 @@ def build_container(settings: Settings) -> Container:
     )
 
 
-def _digest_service(settings, sessions, catalog, chain, installations, lifecycle, quota) -> DigestService:
+def _digest_service(settings, sessions, catalog, chain, tokens, lifecycle, quota) -> DigestService:
     """Digests: ledger aggregations, subscriptions and claims in SQL, posted with each workspace's token."""
     builder = DigestBuilder(
         SqlDigestQueries(sessions),
@@ -145,7 +149,6 @@ def _digest_service(settings, sessions, catalog, chain, installations, lifecycle
         lifecycle_warnings=lifecycle.lifecycle_warnings,
         quotas=quota,
     )
-    tokens = installation_tokens(installations) if installations is not None else static_token(settings.slack_bot_token)
     publisher = SlackDigestPublisher(settings.slack_api_url, tokens)
     return DigestService(SqlDigestStore(sessions), builder, publisher, daily_cost_chart, tz=settings.timezone)
 

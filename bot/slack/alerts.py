@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 
 from bot.slack.clients import web_client
+from bot.slack.digest_publisher import TokenFor
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +26,13 @@ class SlackAdminAlerts:
         admins: frozenset[str],
         *,
         api_url: str,
-        bot_token: str | None,
-        installations: AsyncInstallationStore | None = None,
+        token_for: TokenFor,
         clock: Callable[[], float] = time.monotonic,
         dedupe_seconds: float = DEDUPE_SECONDS,
     ) -> None:
         self._admins = sorted(admins)
         self._api_url = api_url
-        self._bot_token = bot_token
-        self._installations = installations
+        self._token_for = token_for
         self._clock = clock
         self._dedupe_seconds = dedupe_seconds
         self._quiet_until: dict[str, float] = {}
@@ -61,7 +59,7 @@ class SlackAdminAlerts:
             await asyncio.gather(*self._sending)
 
     async def _send(self, team_id: str | None, text: str) -> None:
-        token = await self._token(team_id)
+        token = await self._token_for(team_id)
         if token is None:
             log.warning("admin alert not sent to Slack: no bot token for workspace %s", team_id)
             return
@@ -73,9 +71,3 @@ class SlackAdminAlerts:
                 log.warning("admin alert not delivered to %s (%s)", admin, err.response.get("error"))
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                 log.warning("admin alert not delivered to %s (%s)", admin, type(err).__name__)
-
-    async def _token(self, team_id: str | None) -> str | None:
-        if self._installations is None or team_id is None:
-            return self._bot_token
-        bot = await self._installations.async_find_bot(enterprise_id=None, team_id=team_id)
-        return bot.bot_token if bot is not None else None

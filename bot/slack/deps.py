@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -19,6 +20,18 @@ from bot.slack.admins import AdminDirectory
 _KEY = "frugal"
 
 
+class WorkspaceOrgs(Protocol):
+    """Which Enterprise Grid org each workspace is installed through (bot.infra.db.slack_stores.SqlWorkspaceOrgs)."""
+
+    async def remember(self, team_id: str, enterprise_id: str, is_enterprise_install: bool) -> None:
+        """Record that the workspace's requests come through this org (and whether the install is org-wide)."""
+        ...
+
+    async def org_of(self, team_id: str) -> tuple[str, bool] | None:
+        """(enterprise_id, is_enterprise_install) of the workspace, or None outside Enterprise Grid."""
+        ...
+
+
 @dataclass(frozen=True)
 class SlackDeps:
     """The services the Slack listeners call."""
@@ -33,6 +46,8 @@ class SlackDeps:
     usage: UsageService = field(kw_only=True)
     # OAuth mode only: where installations are kept. Keyword-only, so later fields need no default.
     installations: AsyncInstallationStore | None = field(default=None, kw_only=True)
+    # OAuth mode only: each Grid workspace's org, for the token lookups of digests and admin alerts.
+    workspaces: WorkspaceOrgs | None = field(default=None, kw_only=True)
     # Limits and their use (/frugal quota, /usage); None only where a test builds deps without quotas.
     quota: QuotaService | None = field(default=None, kw_only=True)
 

@@ -14,10 +14,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.digest import Digest, PublishFailed
 from bot.slack.clients import web_client
+from bot.slack.deps import WorkspaceOrgs
 from bot.slack.digest_blocks import digest_message, period_label
 
-# The bot token of a workspace; None when Frugal is not installed there.
-TokenFor = Callable[[str], Awaitable[str | None]]
+# The bot token of a workspace (None: no workspace named); None when Frugal is not installed there.
+TokenFor = Callable[[str | None], Awaitable[str | None]]
 
 RETRYABLE = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "network_error"}
@@ -39,17 +40,23 @@ EXPLAIN = {
 def static_token(token: str | None) -> TokenFor:
     """Single-workspace mode: the same bot token for every team."""
 
-    async def token_for(_team_id: str) -> str | None:
+    async def token_for(_team_id: str | None) -> str | None:
         return token
 
     return token_for
 
 
-def installation_tokens(installations: AsyncInstallationStore) -> TokenFor:
-    """OAuth mode: each workspace's bot token from the installation store."""
+def installation_tokens(installations: AsyncInstallationStore, workspaces: WorkspaceOrgs | None = None) -> TokenFor:
+    """OAuth mode: each workspace's bot token from the installation store, found through its Grid org if it has one."""
 
-    async def token_for(team_id: str) -> str | None:
-        bot = await installations.async_find_bot(enterprise_id=None, team_id=team_id)
+    async def token_for(team_id: str | None) -> str | None:
+        if team_id is None:
+            return None
+        org = await workspaces.org_of(team_id) if workspaces is not None else None
+        enterprise_id, org_wide = org if org is not None else (None, False)
+        bot = await installations.async_find_bot(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=org_wide
+        )
         return bot.bot_token if bot is not None else None
 
     return token_for

@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.infra.db.engine import ping
+from bot.slack.app import FrugalApp
 
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 2.0
+# Slack's own tolerance: a request signed more than five minutes ago may be a replay.
+MAX_REQUEST_AGE_S = 300
+# Ten digits hold every Unix time until 2286; a longer "timestamp" is not one.
+_MAX_TIMESTAMP_DIGITS = 12
 
 
-def build_web_app(bolt: AsyncApp, engine: AsyncEngine) -> web.Application:
+def build_web_app(bolt: FrugalApp, engine: AsyncEngine) -> web.Application:
     """Serve Bolt on /slack/events and the database health on /healthz."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        raw = await request.read()
+        if problem := signature_problem(bolt.signing_secret, raw, request.headers):
+            # Nothing of an unverified body is read, answered or logged: its response_url could point anywhere.
+            log.info("refused a Slack request: %s", problem)
+            return web.json_response({"error": "invalid request"}, status=401)
+        bolt_request = slack_request(raw, request)
+        if isinstance(bolt_request, str):
+            log.warning("refused a signed Slack request: %s", bolt_request)
+            return web.json_response({"error": "malformed request"}, status=400)
+        bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -39,6 +59,79 @@ def build_web_app(bolt: AsyncApp, engine: AsyncEngine) -> web.Application:
     if bolt.oauth_flow is not None:
         _add_oauth_routes(app, bolt)
     return app
+
+
+def signature_problem(
+    secret: str, body: bytes, headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> str | None:
+    """Why the request is not verifiably Slack's (None when it is): Slack's v0 HMAC-SHA256 over the raw body.
+
+    Computed here, on the bytes, before Bolt parses anything: slack_sdk's SignatureVerifier raises
+    on a timestamp that is not an integer, a non-ASCII signature or a body that is not UTF-8, and a
+    raise inside Bolt reaches its error handler, which answers on the unverified body's response_url.
+    """
+    if not secret:
+        return "no signing secret is configured"
+    timestamp = headers.get("X-Slack-Request-Timestamp")
+    signature = headers.get("X-Slack-Signature")
+    if not timestamp or not signature:
+        return "missing signature headers"
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS):
+        return "unreadable timestamp"
+    if abs(now() - int(timestamp)) > MAX_REQUEST_AGE_S:
+        return "stale timestamp"
+    if not signature.isascii():
+        return "unreadable signature"
+    digest = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(f"v0={digest}".encode(), signature.encode()):
+        return "bad signature"
+    return None
+
+
+def slack_request(body: bytes, request: web.Request) -> AsyncBoltRequest | str:
+    """The verified body as Bolt's request, or why it is malformed (not UTF-8, not a JSON object, ...)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    try:
+        bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=request.headers)
+    # Bolt parses the body and reads its IDs while building the request: broken JSON raises ValueError,
+    # and a body that is not an object (or has a field of the wrong type) fails on its first lookup.
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as err:
+        return f"unreadable body ({type(err).__name__})"
+    if not isinstance(bolt_request.body, dict):
+        return "body is not an object"
+    return shape_problem(bolt_request.body) or bolt_request
+
+
+# The objects Bolt reads while routing a request, and their JSON types; a wrong one fails inside Bolt.
+_OBJECTS: dict[str, tuple[type, ...]] = {
+    "team": (dict, str), "user": (dict, str), "channel": (dict, str), "enterprise": (dict, str),
+    "event": (dict,), "view": (dict,), "container": (dict,), "message": (dict,), "authorizations": (list,),
+    "actions": (list,),
+}
+_STRINGS = ("type", "command", "team_id", "channel_id", "user_id", "enterprise_id", "api_app_id", "trigger_id",
+            "response_url", "event_id", "callback_id", "text")
+
+
+def shape_problem(body: dict[str, Any]) -> str | None:
+    """Why a parsed body is not one Slack sends (a field of the wrong JSON type, an event without its event), or None."""
+    for name, kinds in _OBJECTS.items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, kinds):
+            return f"{name} is a {type(value).__name__}"
+    for name in ("authorizations", "actions"):
+        if not all(isinstance(item, dict) for item in body.get(name) or ()):
+            return f"{name} holds a non-object"
+    for name in _STRINGS:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return f"{name} is a {type(body[name]).__name__}"
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        return "event_callback without an event"
+    if body.get("type") == "block_actions" and not body.get("actions"):
+        return "block_actions without actions"
+    return None
 
 
 def _add_oauth_routes(app: web.Application, bolt: AsyncApp) -> None:
