@@ -17,6 +17,7 @@ from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.labels import SqlChannelLabels
+from bot.infra.db.button_texts import SqlButtonTexts
 from bot.infra.db.deliveries import SqlDeliveries
 from bot.infra.db.ledger import SqlLedger
 from bot.infra.db.usage_queries import SqlUsageQueries
@@ -38,6 +39,8 @@ from bot.slack.app import build_bolt_app
 from bot.slack.clients import ResponseUrlSession
 from bot.slack.deps import SlackDeps
 from bot.slack.digest_publisher import SlackDigestPublisher, installation_tokens, static_token
+from bot.slack import markup
+from bot.slack.buttons import attach_buttons
 from bot.slack.oauth import NOT_INSTALLED, STATE_EXPIRATION_SECONDS, build_oauth_settings
 
 
@@ -105,7 +108,7 @@ def build_container(settings: Settings) -> Container:
     gated = quota.gate(router)  # every model call reserves its worst case first
     usage = _usage_service(settings, sessions, quotas=quota)
     deps = SlackDeps(
-        rewrite=RewriteService(gated, max_input_chars=settings.max_input_chars),
+        rewrite=RewriteService(gated, max_input_chars=settings.max_input_chars, masking=markup.mask),
         admins=AdminDirectory(settings.admins),
         classify=ClassifyService(gated, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
         models=lifecycle,
@@ -127,10 +130,12 @@ def build_container(settings: Settings) -> Container:
     deliveries = SqlDeliveries.beside(engine)  # its own small pool: the pre-ack claim never waits for post-ack work
     responses = ResponseUrlSession()
     bolt = build_bolt_app(settings, deps, deliveries, responses=responses, **bolt_options)
+    buttons = SqlButtonTexts(sessions)  # what each button posts, kept server-side for a day
+    bolt.middleware(attach_buttons(buttons))
     return Container(
         settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
         lifecycle=lifecycle, alerts=alerts, digests=digests,
-        daily_jobs=[deliveries.purge],
+        daily_jobs=[deliveries.purge, buttons.purge],
         closers=[ledger.drain, deliveries.aclose, responses.aclose],
         usage=usage,
         quota=quota,

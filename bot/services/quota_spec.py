@@ -25,6 +25,8 @@ _UNITS = {
 }
 _PERIODS = {p.value: p for p in Period}
 _SUFFIX = {"k": Decimal(1_000), "m": Decimal(1_000_000)}
+# Digits are ASCII digits; a comma only separates thousands ("1,000", not "1,,0" or "1,0").
+_NUMBER = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 # "<N>[k|m] <unit>/<period>" or "$<N>/<period>", spaces allowed around the slash.
 _LIMIT = re.compile(
     r"^(?:\$\s*(?P<dollars>[0-9][0-9,]*(?:\.[0-9]+)?)"
@@ -78,6 +80,8 @@ def parse_metric_period(text: str) -> tuple[Metric, Period]:
 
 
 def _amount(number: str, suffix: str | None, metric: Metric) -> Decimal:
+    if not _NUMBER.fullmatch(number):
+        raise InvalidLimit(f"`{number}` is not a number: commas may only separate thousands, as in `1,000`.")
     try:
         amount = Decimal(number.replace(",", "")) * _SUFFIX.get((suffix or "").lower(), Decimal(1))
     except InvalidOperation:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest
-from bot.services import markup
 from bot.services.errors import check_text
 
 DEFAULT_STYLE = "clear"
@@ -25,9 +25,14 @@ _SYSTEM = (
 )
 
 
+# The surface's markup kept from the model: `masking(text)` gives the text the model sees, with markup
+# as placeholders such as ⟦1⟧, and the function that turns the model's answer into text fit to post.
+Masking = Callable[[str], tuple[str, Callable[[str], str]]]
+
+
 @dataclass(frozen=True)
 class Rewrite:
-    """A rewritten text and the completion that produced it."""
+    """A rewritten text (fit to post) and the completion that produced it."""
 
     text: str
     style: str
@@ -37,9 +42,10 @@ class Rewrite:
 class RewriteService:
     """Rewrites text through the model router."""
 
-    def __init__(self, completer: Completer, *, max_input_chars: int) -> None:
+    def __init__(self, completer: Completer, *, max_input_chars: int, masking: Masking) -> None:
         self._completer = completer
         self.max_input_chars = max_input_chars
+        self._masking = masking
 
     def validate(self, text: str, style: str) -> str:
         """Return the cleaned text, or raise InvalidInput before anything is called."""
@@ -50,7 +56,7 @@ class RewriteService:
     async def rewrite(self, ctx: CallContext, text: str, style: str = DEFAULT_STYLE) -> Rewrite:
         """Rewrite `text` in `style`; raises InvalidInput or CompletionFailed."""
         text = self.validate(text, style)
-        masked, pieces = markup.protect(text)
+        masked, restore = self._masking(text)
         request = CompletionRequest(
             messages=(
                 {"role": "system", "content": _SYSTEM.format(instruction=STYLES[style])},
@@ -59,7 +65,7 @@ class RewriteService:
             max_tokens=max_output_tokens(text),
         )
         completion = await self._completer.complete(ctx, request)
-        return Rewrite(text=markup.restore(completion.text.strip(), pieces), style=style, completion=completion)
+        return Rewrite(text=restore(completion.text.strip()), style=style, completion=completion)
 
 
 def max_output_tokens(text: str) -> int:

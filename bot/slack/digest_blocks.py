@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalog import describe, format_usd
 from bot.ports.quota import Metric, QuotaUse
 from bot.services.digest import Digest, DigestPeriod, Frequency, ModelUsage
-
-SECTION_TEXT_LIMIT = 3000
-HEADER_TEXT_LIMIT = 150
+from bot.slack import block_kit as kit
+from bot.slack.block_kit import Block
+from bot.slack.markup import escape
 
 REASONS = {
     "rate_limit_exceeded": "rate limited",
@@ -29,35 +28,36 @@ REASONS = {
 }
 
 
-def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> tuple[str, list[dict[str, Any]]]:
-    """The digest's notification text and blocks; `names` maps user IDs to display names."""
+def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> tuple[str, list[Block]]:
+    """The digest's notification text and blocks; `names` maps user IDs to display names (plain text, shown as typed)."""
     tz = ZoneInfo(digest.timezone)
     label = period_label(digest.period, tz)
     title = f"{_title(digest.period)} · {label}"
     if digest.empty:
         line = f"No Frugal usage in <#{digest.channel_id}> {_span(digest.period)} ({label})."
-        return line, [_section(line)]
+        return line, [kit.section(line)]
     text = f"{title}: {format_usd(digest.cost_usd)} over {_requests(digest.requests)}"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, HEADER_TEXT_LIMIT)}},
-        _context(f"<#{digest.channel_id}> · times in {digest.timezone}"),
-        {"type": "section", "fields": _summary(digest)},
-        _section("*Cost by model*\n" + "\n".join(_model_line(digest, m) for m in digest.models)),
-        _section(_fallbacks(digest)),
+    blocks: list[Block] = [
+        kit.header(title),
+        kit.context(f"<#{digest.channel_id}> · times in {digest.timezone}"),
+        kit.fields(_summary(digest)),
+        kit.section("*Cost by model*\n" + "\n".join(_model_line(digest, m) for m in digest.models)),
+        kit.section(_fallbacks(digest)),
     ]
     if digest.quotas is not None:
-        blocks.append(_section(_quotas(digest.quotas, tz)))
+        blocks.append(kit.section(_quotas(digest.quotas, tz)))
     if digest.top_users:
+        # Names, not mentions: a digest must not ping its top users; and a name is whatever its owner typed.
         lines = [
-            f"{i}. {names.get(u.user_id, u.user_id)} — {format_usd(u.cost_usd)} ({_requests(u.requests)})"
+            f"{i}. {escape(names.get(u.user_id, u.user_id))} — {format_usd(u.cost_usd)} ({_requests(u.requests)})"
             for i, u in enumerate(digest.top_users, 1)
         ]
-        blocks.append(_section("*Top users by cost*\n" + "\n".join(lines)))
+        blocks.append(kit.section("*Top users by cost*\n" + "\n".join(lines)))
     if digest.lifecycle_warnings:
-        blocks.append(_section("\n".join(f":warning: {w}" for w in digest.lifecycle_warnings)))
-    blocks.append(_context(_energy(digest)))
+        blocks.append(kit.section("\n".join(f":warning: {escape(w)}" for w in digest.lifecycle_warnings)))
+    blocks.append(kit.context(_energy(digest)))
     if chart:
-        blocks.append(_context(f":bar_chart: Daily cost by model, last {len(digest.days)} days: in the thread."))
+        blocks.append(kit.context(f":bar_chart: Daily cost by model, last {len(digest.days)} days: in the thread."))
     return text, blocks
 
 
@@ -95,7 +95,7 @@ def _before(period: DigestPeriod) -> str:
     return "the day before" if period.frequency is Frequency.DAILY else "the week before"
 
 
-def _summary(digest: Digest) -> list[dict[str, str]]:
+def _summary(digest: Digest) -> list[str]:
     before = _before(digest.period)
     cost = format_usd(digest.cost_usd)
     if digest.unpriced:
@@ -108,7 +108,7 @@ def _summary(digest: Digest) -> list[dict[str, str]]:
         f" · {_count(digest.completion_tokens)} out",
         _savings(digest),
     ]
-    return [{"type": "mrkdwn", "text": f} for f in fields]
+    return fields
 
 
 def _change(now: Decimal, before: Decimal, when: str, show: Callable[[Decimal], str]) -> str:
@@ -148,7 +148,7 @@ def _fallbacks(digest: Digest) -> str:
     else:
         line = "*Fallbacks*: no request was answered."
     if digest.failures:
-        reasons = ", ".join(f"{REASONS.get(code, code)} ×{n:,}" for code, n in digest.failures)
+        reasons = ", ".join(f"{REASONS.get(code) or escape(code)} ×{n:,}" for code, n in digest.failures)
         line += f"\nFailed attempts: {reasons}."
     return line
 
@@ -197,15 +197,3 @@ def _count(n: int) -> str:
 
 def _day(day: date, *, year: bool = False) -> str:
     return f"{day:%a} {day.day} {day:%b}" + (f" {day.year}" if year else "")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SECTION_TEXT_LIMIT) or " "}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, SECTION_TEXT_LIMIT)}]}

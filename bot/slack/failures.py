@@ -6,6 +6,7 @@ from bot.ports.completion import CompletionFailed
 from bot.ports.quota import Metric, QuotaUse
 from bot.services.errors import InvalidInput
 from bot.services.quota import QuotaExceeded
+from bot.slack.markup import defuse
 from bot.slack.quota_blocks import amount, per_period, slack_date
 
 _WHOSE = {"channel": "This channel's", "default": "The workspace's default per-channel", "user": "Your personal"}
@@ -15,7 +16,8 @@ def failure_text(err: InvalidInput | CompletionFailed) -> str:
     """The message shown when input was refused, a quota had no room, or no model could answer."""
     if isinstance(err, QuotaExceeded):
         return quota_refusal(err.use)
-    return str(err)
+    # A refusal may quote what was typed: posted, it must notify nobody.
+    return defuse(str(err))
 
 
 def quota_refusal(use: QuotaUse) -> str:

@@ -60,8 +60,7 @@ def _period_text(period: PeriodUsage) -> str:
 
 
 def _tokens(line: ModelLine) -> str:
-    cached = f" ({line.cached_tokens:,} cached)" if line.cached_tokens else ""
-    return f"{line.prompt_tokens:,} tokens in{cached}, {line.completion_tokens:,} out"
+    return f"{line.prompt_tokens:,} tokens in ({line.cached_tokens:,} cached), {line.completion_tokens:,} out"
 
 
 def _cost(line: ModelLine) -> str:

@@ -33,3 +33,16 @@ quota_like = st.builds(
     st.sampled_from(["day", "week", "month", "Day", "year", "", " day", "day/day", "dаy"]),
     st.sampled_from(["", " ", "\n", "x"]),
 )
+
+# Text as Slack sends it: what people typed with &, < and > escaped, and markup that Slack itself writes.
+SLACK_MARKUP = [
+    "<@U012AB3CD>", "<@W0001|alice>", "<!channel>", "<!here>", "<!everyone>", "<!subteam^S1|@team>", "<#C0001|general>",
+    "<https://example.com|a link>", "<mailto:a@b.c>", "```code\nblock```", "`inline`", ":tada:", "⟦1⟧", "⟦99⟧",
+]
+slack_shaped = st.lists(
+    st.one_of(
+        st.text(max_size=20).map(lambda t: t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")),
+        st.sampled_from(SLACK_MARKUP),
+    ),
+    max_size=12,
+).map("".join)

@@ -1,7 +1,8 @@
-"""Fuzzing the pure parsers: the command grammar, markup masking, label lists, mentions and the quota grammar."""
+"""Fuzzing the pure parsers: the command grammar, markup masking, label lists, mentions, digest times and the quota grammar."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from hypothesis import example, given, settings
@@ -9,25 +10,38 @@ from hypothesis import strategies as st
 
 from bot.catalog import format_usd
 from bot.ports.quota import Metric, Period
-from bot.services import markup
 from bot.services.classify import MAX_LABEL_CHARS, MAX_LABELS, MIN_LABELS, ClassifyService, InvalidLabels
 from bot.services.errors import InvalidInput
 from bot.services.quota_spec import MAX_AMOUNT, InvalidLimit, Limit, format_amount, parse_limit, parse_metric_period
 from bot.services.rewrite import DEFAULT_STYLE, STYLES
-from bot.slack.grammar import parse_classify, parse_rewrite
+from bot.slack import markup
+from bot.slack.grammar import clean_label, invisible, meaningful, parse_classify, parse_label_list, parse_rewrite
+from bot.slack.listeners.digest import BadDigestArgs, parse_time
 from bot.slack.listeners.mention import parse_mention
-from tests.fuzz.strategies import TRICKY_PIECES, any_text, quota_like
+from tests.fuzz.strategies import TRICKY_PIECES, any_text, quota_like, slack_shaped
 
 MANY = settings(max_examples=200, deadline=None)
+_ANGLED = re.compile(r"<[^<>]*>")
 
 
 @MANY
 @given(any_text)
+@example("formall: hi")
+@example("\u200b \ufeff")
 def test_parse_rewrite_always_gives_a_known_style_and_stripped_text(text):
-    args = parse_rewrite(text)
+    try:
+        args = parse_rewrite(text)
+    except InvalidInput as err:
+        # Only a leading word that is nearly a style's name, with a colon, is refused, and the reply names the style.
+        word = text.split(":", 1)[0].strip()
+        assert word.lower() not in STYLES and f"`{word}` is not a style" in str(err)
+        assert any(f"did you mean `{style}`" in str(err) for style in STYLES)
+        return
     assert args.style in STYLES
     assert args.text == args.text.strip()
-    if args.style == DEFAULT_STYLE and not text.strip().lower().startswith(f"{DEFAULT_STYLE}"):
+    if not meaningful(text):
+        assert args.text == ""
+    elif args.style == DEFAULT_STYLE and not text.strip().lower().startswith(f"{DEFAULT_STYLE}"):
         assert args.text == text.strip()
 
 
@@ -83,36 +97,81 @@ def test_label_list_syntax_round_trips(labels):
     except InvalidInput as err:
         assert str(err)
         return
-    # Whatever was accepted is exactly what was given, once trimmed.
-    assert checked == tuple(label.strip() for label in labels)
+    # Whatever was accepted is exactly what was given, once cleaned, and the same list in either syntax.
+    assert checked == tuple(clean_label(label) for label in labels)
+    assert parse_label_list("[" + ", ".join(labels) + "]") == parse_label_list(", ".join(labels)) == args.labels
 
 
 @MANY
-@given(any_text)
+@given(st.text(max_size=40), st.lists(st.sampled_from(["\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad", "\u202e"]), max_size=4))
+def test_labels_that_differ_only_by_invisible_characters_are_the_same_label(label, invisibles):
+    spread = "".join(invisibles[i % len(invisibles)] + char if invisibles else char for i, char in enumerate(label))
+    assert clean_label(spread + "".join(invisibles)) == clean_label(label)
+
+
+@MANY
+@given(st.lists(st.sampled_from([" ", "\t", "\n", "\u00a0", "\u200b", "\u200d", "\u2060", "\ufeff", "\u3164", "\u2800"]), max_size=30))
+def test_text_of_only_whitespace_and_invisible_characters_is_empty(chars):
+    text = "".join(chars)
+    assert all(invisible(char) for char in text)
+    assert meaningful(text) == "" and parse_rewrite(text).text == "" and parse_classify(text).text == ""
+
+
+@MANY
+@given(slack_shaped)
 @example("⟦1⟧ and <@U1>")
 @example("<@U1> ⟦1⟧ ⟦2⟧")
+@example("Q&amp;A &lt;b&gt; <!here>")
 def test_markup_masking_round_trips(text):
-    masked, pieces = markup.protect(text)
-    # A model that changes nothing must give back exactly what the user wrote.
-    assert markup.restore(masked, pieces) == text
-    for piece in pieces:
-        assert piece not in ("", None)
+    masked, restore = markup.mask(text)
+    # A model that changes nothing gives back what the user wrote, as Slack sent it, broadcasts defused.
+    assert restore(masked) == markup.defuse(text)
 
 
 @MANY
 @given(any_text)
 def test_masked_text_hides_every_mention_and_broadcast(text):
-    masked, _ = markup.protect(text)
+    masked, _ = markup.mask(text.replace("&", ""))
     for token in ("<@", "<!", "<#"):
         assert token not in masked or ">" not in masked[masked.index(token):].split("\n", 1)[0]
 
 
+@MANY
+@given(slack_shaped, any_text, st.integers(0, 600))
+@example("see <@U1> and <https://x.io|docs>", "<!channel> <https://evil.example|click> ⟦1⟧", 500)
+def test_an_answer_carries_no_ping_or_link_the_asker_did_not_give_and_stays_bounded(text, answer, repeats):
+    masked, restore = markup.mask(text)
+    answer = answer + "⟦1⟧" * repeats
+    posted = restore(answer)
+    # In Slack text only markup has a raw "<": every mention or link posted is one the asker wrote.
+    given = {markup.defuse(piece) for piece in _ANGLED.findall(text)}
+    assert set(_ANGLED.findall(posted)) <= given
+    assert "<!here" not in posted and "<!channel" not in posted and "<!everyone" not in posted
+    # Each placeholder is restored once at most: the answer cannot grow by repeating one.
+    assert len(posted) <= len(markup.escape(answer)) + len(text)
 @MANY
 @given(any_text, st.sampled_from([None, "UBOT", "U012AB3CD"]))
 def test_parse_mention_gives_a_lowercase_word_and_the_rest(text, bot_user_id):
     verb, rest = parse_mention(text, bot_user_id)
     assert verb == verb.lower() and not any(c.isspace() for c in verb) and ":" not in verb
     assert rest == rest.strip()
+
+
+# --- digest times -------------------------------------------------------------------------------------------
+
+
+@MANY
+@given(st.text(max_size=8))
+@example("٠٩:٠٠")
+@example("𝟗:𝟎𝟎")
+@example("09:00")
+def test_a_digest_time_is_ascii_hh_mm_or_a_clear_error(word):
+    try:
+        at = parse_time(word)
+    except BadDigestArgs as err:
+        assert "is not a time of day" in str(err)
+        return
+    assert word.isascii() and f"{at:%H:%M}" == word.zfill(5)
 
 
 # --- quota grammar ---------------------------------------------------------------------------------------
@@ -124,12 +183,17 @@ def test_parse_mention_gives_a_lowercase_word_and_the_rest(text, bot_user_id):
 @example("1.5k tokens/day")
 @example("0.0000001 usd/day")
 @example("9" * 40 + " tokens/day")
+@example("1,,0 requests/day")
+@example("٥ requests/day")
 def test_parse_limit_gives_a_limit_or_a_clear_error(text):
     try:
         limit = parse_limit(text)
     except InvalidLimit as err:
         assert str(err)
         return
+    # Digits are ASCII digits, and commas only ever separate thousands.
+    number = text.strip().lstrip("$").split("/")[0]
+    assert number.isascii() and ",," not in number and not number.strip().startswith(",")
     assert isinstance(limit, Limit)
     assert Decimal(0) < limit.amount <= MAX_AMOUNT[limit.metric]
     assert str(limit)

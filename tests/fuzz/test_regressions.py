@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from bot.services import markup
+from bot.slack import markup
 
 
 def test_a_placeholder_the_user_typed_is_given_back_unchanged():
     # Found by test_markup_masking_round_trips: "⟦1⟧" typed by the user came back as the first mention.
-    masked, pieces = markup.protect("<!channel> ⟦1⟧⟦1⟧ ⟦2⟧")
+    masked, restore = markup.mask("<!channel> ⟦1⟧⟦1⟧ ⟦2⟧")
 
     assert "<!channel>" not in masked
-    assert markup.restore(masked, pieces) == "<!channel> ⟦1⟧⟦1⟧ ⟦2⟧"
+    assert restore(masked) == "@channel ⟦1⟧⟦1⟧ ⟦2⟧"
 
 
 async def test_a_typed_placeholder_survives_a_rewrite_end_to_end(frugal, fake_openai, fake_slack):

@@ -6,7 +6,8 @@ import json
 from decimal import Decimal
 
 from bot.services.digest import Energy
-from bot.slack.digest_blocks import SECTION_TEXT_LIMIT, digest_message
+from bot.slack.block_kit import SECTION_TEXT_LIMIT
+from bot.slack.digest_blocks import digest_message
 from tests.slack.digest_sample import sample_digest
 
 
@@ -73,3 +74,21 @@ def test_long_lists_stay_within_slack_limits():
     for block in blocks:
         if block["type"] == "section" and "text" in block:
             assert len(block["text"]["text"]) <= SECTION_TEXT_LIMIT
+
+
+def test_names_are_shown_as_typed_and_cannot_ping_or_link():
+    name = "<!channel> <https://evil.example|click me> & <@U9>"
+
+    _, blocks = digest_message(sample_digest(), {"U1": name}, chart=False)
+
+    body = _all_text(blocks)
+    assert "1. &lt;!channel&gt; &lt;https://evil.example|click me&gt; &amp; &lt;@U9&gt; — $0.90" in body
+    assert "<!channel>" not in body and "<https://evil" not in body and "<@U9>" not in body
+
+
+def test_every_text_object_links_only_written_markup():
+    _, blocks = digest_message(sample_digest(), {"U1": "www.evil.example"}, chart=True)
+
+    texts = [b["text"] for b in blocks if "text" in b and b["type"] != "header"]
+    texts += [e for b in blocks for e in b.get("elements", []) + b.get("fields", [])]
+    assert texts and all(t["verbatim"] is True for t in texts if t["type"] == "mrkdwn")

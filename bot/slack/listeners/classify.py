@@ -15,6 +15,7 @@ from bot.slack.call_context import command_call
 from bot.slack.deps import deps_of
 from bot.slack.failures import failure_text
 from bot.slack.grammar import CLASSIFY_USAGE, parse_classify
+from bot.slack.markup import escape
 
 
 async def classify_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -24,7 +25,7 @@ async def classify_command(ack: AsyncAck, command: dict[str, Any], respond: Asyn
         args = parse_classify(command.get("text", ""))
         text, labels = service.validate(args.text, args.labels)
     except InvalidInput as err:
-        await ack(response_type="ephemeral", text=f"{err} {CLASSIFY_USAGE}")
+        await ack(response_type="ephemeral", text=f"{escape(str(err))} {CLASSIFY_USAGE}")
         return
     await ack()
     ctx = command_call(command, "classify")

@@ -7,8 +7,11 @@ from datetime import time
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from slack_sdk.errors import SlackApiError
+
 from bot.services.digest import DEFAULT_SEND_TIME, DigestService, Frequency, PublishFailed, Subscription
 from bot.slack.grammar import HELP_POINTER
+from bot.slack.markup import defuse
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
     from bot.slack.listeners.frugal import FrugalRequest
@@ -18,7 +21,12 @@ USAGE = (
     "Example: `/frugal digest weekly 09:00` — weekly digests come on Mondays; the default time is 09:00. "
     + HELP_POINTER
 )
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+# ASCII digits only: int() would also take "٠٩" or "𝟗", which no one means as a time of day.
+_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
+NOT_A_MEMBER_WARNING = (
+    ":warning: I am not a member of this channel yet, so I cannot post its digest: "
+    "invite me with `/invite @Frugal` before the first one is due."
+)
 
 
 class BadDigestArgs(ValueError):
@@ -48,7 +56,7 @@ async def digest(request: FrugalRequest) -> None:
     try:
         action, at = _parse(words)
     except BadDigestArgs as err:
-        await request.ack(response_type="ephemeral", text=f"{err} {USAGE}")
+        await request.ack(response_type="ephemeral", text=f"{defuse(str(err))} {USAGE}")
         return
     if action == "status":
         await request.ack(response_type="ephemeral", text=await _status(service, request))
@@ -67,6 +75,9 @@ async def digest(request: FrugalRequest) -> None:
         await request.ack(response_type="ephemeral", text=text)
     else:
         await request.ack(response_type="ephemeral", text=await _subscribe(service, request, Frequency(action), at))
+        # Asked after the ack: Slack's answer may take longer than the ack may wait.
+        if not await _frugal_is_member(request):
+            await request.respond(text=NOT_A_MEMBER_WARNING, response_type="ephemeral", replace_original=False)
 
 
 def _parse(words: list[str]) -> tuple[str, time]:
@@ -98,6 +109,16 @@ async def _subscribe(service: DigestService, request: FrugalRequest, frequency: 
         return f"This channel already gets {schedule}. Next: {_when(service, sub)}."
     was = f" (was: {schedule_text(before, service.tz).split(',')[0]})" if before is not None else ""
     return f"Done: this channel will get {schedule}{was}. The first one comes {_when(service, sub)}."
+
+
+async def _frugal_is_member(request: FrugalRequest) -> bool:
+    """False when Slack says Frugal is not in the channel (or cannot see it); True when it is, or cannot tell."""
+    try:
+        info = await request.client.conversations_info(channel=request.channel_id)
+    except SlackApiError as err:
+        return err.response.get("error") not in ("channel_not_found", "not_in_channel")
+    # Only channels have is_member; a DM with Frugal has none, and Frugal is in it.
+    return (info.get("channel") or {}).get("is_member") is not False
 
 
 async def _post_now(service: DigestService, request: FrugalRequest) -> None:

@@ -13,7 +13,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.deps import SlackDeps, deps_of
-from bot.slack.grammar import HELP, HELP_POINTER
+from bot.slack.grammar import HELP, HELP_POINTER, SLACK_ID_LIMIT
 from bot.slack.listeners import labels, models
 from bot.slack.listeners import digest
 from bot.slack.listeners import quota
@@ -54,6 +54,7 @@ class FrugalRequest:
 
 
 Subcommand = Callable[[FrugalRequest], Awaitable[None]]
+ID_TOO_LONG = f"This request's workspace, channel or user ID is longer than Slack's {SLACK_ID_LIMIT} characters; nothing was done."
 
 
 async def _help(request: FrugalRequest) -> None:
@@ -74,6 +75,10 @@ async def frugal_command(
     ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     """/frugal <subcommand> ... — unknown subcommands get a pointer to the help."""
+    if any(len(command.get(key) or "") > SLACK_ID_LIMIT for key in ("team_id", "channel_id", "user_id")):
+        # Slack never sends such IDs, and Frugal's tables could not hold them.
+        await ack(response_type="ephemeral", text=ID_TOO_LONG)
+        return
     word, rest = ((command.get("text") or "").split(maxsplit=1) + ["", ""])[:2]
     handler = SUBCOMMANDS.get(word.lower() or "help")
     if handler is None:

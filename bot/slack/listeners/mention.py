@@ -16,7 +16,8 @@ from bot.services.rewrite import DEFAULT_STYLE, STYLES
 from bot.slack import blocks, classify_blocks
 from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.failures import failure_text
-from bot.slack.grammar import HELP, HELP_POINTER, parse_classify, parse_rewrite
+from bot.slack.grammar import HELP, HELP_POINTER, meaningful, parse_classify, parse_rewrite
+from bot.slack.markup import defuse, escape
 from bot.slack.thread_input import ThreadInputUnavailable, thread_parent_text
 
 MENTION_USAGE = (
@@ -73,13 +74,15 @@ class Mention:
             thread_ts=self.thread_ts or self.ts,
             text=text,
             blocks=reply_blocks or blocks.notice(text),
+            unfurl_links=False,
+            unfurl_media=False,
         )
 
     async def input_text(self, given: str) -> str:
         """The given text, or in a thread with none given, the thread's first message."""
         if given.strip() or not self.thread_ts:
             return given
-        return await thread_parent_text(self.client, self.channel_id, self.thread_ts)
+        return meaningful(await thread_parent_text(self.client, self.channel_id, self.thread_ts))
 
 
 def parse_mention(text: str, bot_user_id: str | None) -> tuple[str, str]:
@@ -126,14 +129,14 @@ async def _help(mention: Mention) -> None:
 
 async def _rewrite(mention: Mention) -> None:
     service = mention.deps.rewrite
-    args = parse_rewrite(mention.rest)
     try:
+        args = parse_rewrite(mention.rest)
         text = service.validate(await mention.input_text(args.text), args.style)
     except ThreadInputUnavailable as err:
         await mention.reply(f"{err} {HELP_POINTER}")
         return
     except InvalidInput as err:
-        await mention.reply(f"{err} {MENTION_REWRITE_USAGE}")
+        await mention.reply(f"{defuse(str(err))} {MENTION_REWRITE_USAGE}")
         return
     try:
         rewrite = await service.rewrite(mention.call_context("rewrite"), text, args.style)
@@ -154,7 +157,7 @@ async def _classify(mention: Mention) -> None:
         await mention.reply(f"{err} {HELP_POINTER}")
         return
     except InvalidInput as err:
-        await mention.reply(f"{err} {MENTION_CLASSIFY_USAGE}")
+        await mention.reply(f"{escape(str(err))} {MENTION_CLASSIFY_USAGE}")
         return
     try:
         result = await service.classify(mention.call_context("classify"), text, labels)

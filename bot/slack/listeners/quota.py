@@ -12,7 +12,8 @@ from bot.ports.quota_store import Scope
 from bot.services.errors import InvalidInput
 from bot.services.quota_spec import Limit, parse_limit, parse_metric_period
 from bot.slack import quota_blocks
-from bot.slack.grammar import QUOTA_USAGE
+from bot.slack.grammar import QUOTA_USAGE, SLACK_ID_LIMIT
+from bot.slack.markup import defuse
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
     from bot.slack.listeners.frugal import FrugalRequest
@@ -56,6 +57,11 @@ def parse_target(word: str, here: str) -> Target:
     if lowered == "default":
         return Target(Scope.DEFAULT, "")
     if match := _CHANNEL.match(word):
+        if len(match.group(1)) > SLACK_ID_LIMIT:
+            raise BadQuotaArgs(
+                f"That channel ID is {len(match.group(1))} characters long; Slack's are at most {SLACK_ID_LIMIT}. "
+                "Pick the channel from Slack's `#` list."
+            )
         return Target(Scope.CHANNEL, match.group(1))
     if word.startswith("#"):
         raise BadQuotaArgs(
@@ -92,7 +98,7 @@ async def quota_subcommand(request: FrugalRequest) -> None:
     try:
         parsed = parse_quota(request.args, request.channel_id)
     except InvalidInput as err:
-        await request.ack(response_type="ephemeral", text=f"{err} Nothing was changed. {QUOTA_USAGE}")
+        await request.ack(response_type="ephemeral", text=f"{defuse(str(err))} Nothing was changed. {QUOTA_USAGE}")
         return
     if not await request.require_admin():
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +11,15 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ports.button_texts import ButtonText
 from bot.ports.completion import CallContext, CompletionFailed
 from bot.services.errors import InvalidInput
 from bot.services.rewrite import DEFAULT_STYLE
 from bot.slack import blocks, classify_blocks
+from bot.slack.buttons import NOT_A_MEMBER, ButtonRefused, keep, may_post, pressed
 from bot.slack.deps import SlackDeps, deps_of
 from bot.slack.failures import failure_text
-from bot.slack.grammar import HELP_POINTER
+from bot.slack.grammar import HELP_POINTER, meaningful
 
 REWRITE_SHORTCUT = "rewrite_message"
 CLASSIFY_SHORTCUT = "classify_message"
@@ -31,7 +32,10 @@ CLASSIFY_SHORTCUT_USAGE = (
     "*Classify with Frugal* picks one of this channel's labels (or the default set) for a message's text; "
     "for labels of your own use `/classify [label, label, ...] text`. " + HELP_POINTER
 )
-STALE_BUTTON = "This button is from an older version of Frugal. Please run the shortcut on the message again."
+STALE_BUTTON = (
+    "This button has expired or is not one of Frugal's (older versions made other buttons). "
+    "Please run the shortcut on the message again."
+)
 NOT_IN_CHANNEL = "I can't post in this channel yet: invite me with `/invite @Frugal`, then press the button again."
 # Who asked, shown under an answer posted from a private one.
 CREDITS = {"rewrite": "Rewritten with Frugal for <@{user}>", "classify": "Classified with Frugal for <@{user}>"}
@@ -50,6 +54,7 @@ class ShortcutRequest:
     client: AsyncWebClient
     respond: AsyncRespond | None
     deps: SlackDeps
+    context: AsyncBoltContext
 
     @classmethod
     def from_payload(
@@ -62,13 +67,14 @@ class ShortcutRequest:
             channel_id=shortcut["channel"]["id"],
             user_id=shortcut["user"]["id"],
             trigger_id=shortcut["trigger_id"],
-            text=message.get("text") or "",
+            text=meaningful(message.get("text")),
             # A reply stays in its thread; a top-level message starts one.
             thread_ts=message.get("thread_ts") or message.get("ts") or shortcut["message_ts"],
             client=client,
             # Bolt always hands a respond(); it only works when the payload has a response_url.
             respond=respond if shortcut.get("response_url") else None,
             deps=deps_of(context),
+            context=context,
         )
 
     def call_context(self, task: str) -> CallContext:
@@ -89,10 +95,13 @@ class ShortcutRequest:
             return
         await self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=answer_blocks)
 
-    def post_value(self, kind: str, text: str) -> str | None:
-        """The "Post in thread" button's value, or None when it would not fit in one."""
-        value = json.dumps({"k": kind, "ts": self.thread_ts, "t": text}, separators=(",", ":"), ensure_ascii=False)
-        return value if len(value) <= blocks.BUTTON_VALUE_LIMIT else None
+    async def post_button(self, kind: str, text: str) -> str:
+        """Keep what "Post in thread" will post; returns the id its button carries."""
+        entry = ButtonText(
+            team_id=self.team_id, channel_id=self.channel_id, user_id=self.user_id, kind=kind, text=text,
+            thread_ts=self.thread_ts,
+        )
+        return await keep(self.context, entry)
 
 
 async def rewrite_message(
@@ -112,9 +121,9 @@ async def rewrite_message(
     except (InvalidInput, CompletionFailed) as err:
         await request.answer(failure_text(err))
         return
-    value = request.post_value("rewrite", rewrite.text)
+    button_id = await request.post_button("rewrite", rewrite.text)
     await request.answer(
-        rewrite.text, blocks.private_answer(rewrite.text, rewrite.completion, f"style: {rewrite.style}", value)
+        rewrite.text, blocks.private_answer(rewrite.text, rewrite.completion, f"style: {rewrite.style}", button_id)
     )
 
 
@@ -137,30 +146,36 @@ async def classify_message(
         return
     line = blocks.classification_line(result.label, classify_blocks.confidence_text(result))
     answer_blocks = classify_blocks.classify_result(result, text) + blocks.post_in_thread_button(
-        request.post_value("classify", line)
+        await request.post_button("classify", line)
     )
     await request.answer(line, answer_blocks)
 
 
 async def post_in_thread(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+    context: AsyncBoltContext,
 ) -> None:
     """Post in thread: post the private answer in the message's thread, saying who asked."""
     await ack()
     try:
-        post = json.loads(action["value"])
-        credit = CREDITS[post["k"]].format(user=body["user"]["id"])
-        thread_ts, text = str(post["ts"]), str(post["t"])
-    except (ValueError, KeyError, TypeError):
-        # A button made by an older version of Frugal, whose value has another shape.
-        await respond(text=STALE_BUTTON, response_type="ephemeral", replace_original=False)
+        entry = await pressed(context, body, action, STALE_BUTTON)
+        if entry.kind not in CREDITS or entry.thread_ts is None:
+            raise ButtonRefused(STALE_BUTTON)
+        member = await may_post(client, entry.channel_id, entry.user_id)
+    except ButtonRefused as err:
+        await respond(text=str(err), response_type="ephemeral", replace_original=False)
+        return
+    if member is False:
+        await respond(text=NOT_A_MEMBER, response_type="ephemeral", replace_original=False)
         return
     try:
         await client.chat_postMessage(
-            channel=body["channel"]["id"],
-            thread_ts=thread_ts,
-            text=text,
-            blocks=blocks.posted_in_thread(text, credit),
+            channel=entry.channel_id,
+            thread_ts=entry.thread_ts,
+            text=entry.text,
+            blocks=blocks.posted_in_thread(entry.text, CREDITS[entry.kind].format(user=entry.user_id)),
+            unfurl_links=False,
+            unfurl_media=False,
         )
     except SlackApiError as err:
         if err.response.get("error") not in blocks.NOT_A_MEMBER_ERRORS:

@@ -10,6 +10,8 @@ import pytest
 
 from bot.services.digest import Frequency
 from bot.slack.grammar import HELP_POINTER
+from bot.slack.listeners.digest import NOT_A_MEMBER_WARNING
+from tests.bolt_tasks import settle_listeners
 
 PARIS = ZoneInfo("Europe/Paris")
 ADMIN = "UADMIN"
@@ -169,3 +171,55 @@ async def test_now_shows_the_channels_quota_use(admin_frugal, fake_slack):
     blocks = post.params["blocks"]
     body = blocks if isinstance(blocks, str) else json.dumps(blocks, ensure_ascii=False)
     assert "*Quota*\\n• This channel, per day: 1 of 10 requests used (10%)" in body
+
+
+@pytest.mark.parametrize("time_word", ["٠٩:٠٠", "𝟗:𝟎𝟎", "０９:００", "09:٠٠"])
+async def test_a_time_in_other_digits_is_refused_and_changes_nothing(admin_frugal, time_word):
+    answer = await _say(admin_frugal, f"digest daily {time_word}")
+
+    assert answer.startswith(f"`{time_word}` is not a time of day: use 24-hour HH:MM")
+    assert await admin_frugal.container.digests.subscriptions() == []
+
+
+async def test_subscribing_a_channel_frugal_is_not_in_warns_at_once(admin_frugal, fake_slack):
+    fake_slack.channels["C5"] = {"is_member": False}
+
+    response, name = await admin_frugal.command("/frugal", "digest daily", user_id=ADMIN, channel_id="C5", team_id="T0001")
+
+    assert (await response.json())["text"].startswith("Done: this channel will get a daily cost digest")
+    [warning] = await fake_slack.await_calls(f"response_url:{name}")
+    assert warning.params["text"] == NOT_A_MEMBER_WARNING and warning.params["response_type"] == "ephemeral"
+    [info] = fake_slack.calls_to("conversations.info")
+    assert info.params["channel"] == "C5"
+
+
+async def test_subscribing_a_private_channel_frugal_cannot_see_warns_too(admin_frugal, fake_slack):
+    fake_slack.fail("conversations.info", status=200, headers={}, body={"ok": False, "error": "channel_not_found"})
+
+    _, name = await admin_frugal.command("/frugal", "digest weekly", user_id=ADMIN, channel_id="G5", team_id="T0001")
+
+    [warning] = await fake_slack.await_calls(f"response_url:{name}")
+    assert warning.params["text"] == NOT_A_MEMBER_WARNING
+
+
+async def test_subscribing_a_channel_frugal_is_in_gets_no_warning(admin_frugal, fake_slack):
+    fake_slack.channels["C6"] = {"is_member": True}
+
+    _, name = await admin_frugal.command("/frugal", "digest daily", user_id=ADMIN, channel_id="C6", team_id="T0001")
+
+    await fake_slack.await_calls("conversations.info")
+    await settle_listeners()
+    assert fake_slack.calls_to(f"response_url:{name}") == []
+
+
+async def test_a_digest_names_its_top_users_without_pinging_or_linking(admin_frugal, fake_slack):
+    fake_slack.users["U7"] = {"profile": {"display_name": "<!channel> <https://evil.example|click me> & co"}}
+    _, name = await admin_frugal.command("/rewrite", "pls fix this", user_id="U7", channel_id="C1", team_id="T0001")
+    await fake_slack.await_calls(f"response_url:{name}")
+
+    await _say(admin_frugal, "digest now")
+
+    [post] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == "C1")
+    body = json.dumps(post.params["blocks"], ensure_ascii=False)
+    assert "1. &lt;!channel&gt; &lt;https://evil.example|click me&gt; &amp; co — " in body
+    assert "<!channel>" not in body and "<https://evil" not in body

@@ -81,3 +81,37 @@ async def test_clear_goes_back_to_the_default_set(frugal):
 @pytest.mark.parametrize("text", ["labels set", "labels sett a, b", "labels show extra"])
 async def test_anything_else_gets_the_usage(frugal, text):
     assert await _say(frugal, text) == LABELS_USAGE
+
+
+async def test_the_bracket_form_sets_the_same_labels(frugal):
+    reply = await _say(frugal, "labels set [x, y]")
+
+    assert reply == "This channel's labels are now: x, y. `/classify text` uses them."
+    assert await _say(frugal, "labels") == "x, y"
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ("[x, y", "The label list has no closing `]`."),
+        ("[x, y] z", "Nothing may follow the label list's closing `]`."),
+        ("x, y]", "has a `]` but no opening `[`."),
+        ("bug, bu\u200bg", "The label 'bug' is listed twice."),
+        ("\u200b, \u2060x", "Label 1 is empty"),
+    ],
+)
+async def test_stray_brackets_and_invisible_duplicates_change_nothing(frugal, labels, problem):
+    await _say(frugal, "labels set urgent, later")
+
+    reply = await _say(frugal, f"labels set {labels}")
+
+    assert problem in reply and "Nothing was changed." in reply
+    assert await _say(frugal, "labels") == "urgent, later"
+
+
+async def test_labels_are_kept_as_typed_and_shown_without_double_escaping(frugal):
+    # Slack sends "Q&A" as "Q&amp;A"; the label is "Q&A", shown as Slack shows "Q&A".
+    reply = await _say(frugal, "labels set Q&amp;A, &lt;b&gt;")
+
+    assert reply == "This channel's labels are now: Q&amp;A, &lt;b&gt;. `/classify text` uses them."
+    assert await _say(frugal, "labels") == "Q&amp;A, &lt;b&gt;"

@@ -7,6 +7,7 @@ import pytest
 from bot.ports.quota import Metric, Period
 from bot.ports.quota_store import LimitRecord, Scope
 from bot.slack.grammar import HELP_POINTER, QUOTA_USAGE
+from bot.slack.listeners.frugal import ID_TOO_LONG
 
 ADMIN = "UADMIN1"
 MEMBER = "UMEMBER1"
@@ -165,3 +166,48 @@ async def test_malformed_commands_need_no_admin_lookup(frugal, fake_slack):
 
     assert body["text"].endswith(QUOTA_USAGE)
     assert fake_slack.calls_to("users.info") == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "problem"),
+    [
+        ("1,,0 requests/day", "`1,,0` is not a number: commas may only separate thousands"),
+        ("1,0 requests/day", "`1,0` is not a number"),
+        (",100 tokens/week", "is not a limit like"),
+        ("٥ requests/day", "is not a limit like"),
+        ("$𝟓/month", "is not a limit like"),
+    ],
+)
+async def test_numbers_are_ascii_digits_with_thousands_commas_only(frugal, admins, limit, problem):
+    body = await _quota(frugal, f"set here {limit}")
+
+    assert problem in body["text"] and "Nothing was changed." in body["text"]
+    assert await _limits(frugal) == []
+
+
+async def test_thousands_separators_are_accepted(frugal, admins):
+    await _quota(frugal, "set here 1,000 requests/day")
+
+    assert await _limits(frugal) == [LimitRecord(Scope.CHANNEL, CHANNEL, Metric.REQUESTS, Period.DAY, 1000)]
+
+
+async def test_a_channel_id_longer_than_slacks_is_refused_with_a_message(frugal, admins):
+    long_id = "C" + "1" * 40
+
+    body = await _quota(frugal, f"set <#{long_id}|ops> 5 requests/day")
+
+    assert "That channel ID is 41 characters long; Slack's are at most 32." in body["text"]
+    assert "Nothing was changed." in body["text"]
+    assert await _limits(frugal, target=long_id) == []
+
+
+async def test_a_command_from_a_channel_id_longer_than_slacks_is_refused(frugal, admins):
+    body = await _quota(frugal, "set here 5 requests/day", channel="C" + "2" * 40)
+
+    assert body["text"] == ID_TOO_LONG
+
+
+async def test_an_echoed_limit_never_pings(frugal, admins):
+    body = await _quota(frugal, "set here <!channel> requests/day")
+
+    assert "<!channel>" not in body["text"] and "@channel" in body["text"]

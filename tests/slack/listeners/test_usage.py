@@ -87,16 +87,16 @@ async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_
     assert month.splitlines() == [
         f"*This month* (since 1 {month_start:%b})",
         "4 requests · 4,010 tokens in (400 cached), 705 out · *$1.38 + 1 request at an unknown price*",
-        "• `gpt-4o-mini` — 1 request · 2,000 tokens in, 500 out · $0.75",
+        "• `gpt-4o-mini` — 1 request · 2,000 tokens in (0 cached), 500 out · $0.75",
         "• `gpt-4.1-nano` — 2 requests · 2,000 tokens in (400 cached), 200 out · $0.63",
-        "• `local-llm` — 1 request · 10 tokens in, 5 out · price unknown",
+        "• `local-llm` — 1 request · 10 tokens in (0 cached), 5 out · price unknown",
         "_1 failed attempt, not charged; saved $1.50 against the baseline model_",
     ]
     assert today.splitlines() == [
         f"*Today* (since {day_start.day} {day_start:%b} 00:00)",
         "2 requests · 1,010 tokens in (200 cached), 105 out · *$0.505 + 1 request at an unknown price*",
         "• `gpt-4.1-nano` — 1 request · 1,000 tokens in (200 cached), 100 out · $0.505",
-        "• `local-llm` — 1 request · 10 tokens in, 5 out · price unknown",
+        "• `local-llm` — 1 request · 10 tokens in (0 cached), 5 out · price unknown",
         "_1 failed attempt, not charged; saved $1.50 against the baseline model_",
     ]
     assert quotas.startswith("*Quotas*\n• $1.38 of $5.00 per month used · *$3.62 left* · resets <!date^")
@@ -122,3 +122,11 @@ async def test_without_quotas_the_report_says_none_apply(frugal, fake_slack):
 
     assert sections[1].splitlines()[1] == "`gpt-4.1-nano`: 1 request · 1,000 tokens in (200 cached), 100 out · *$0.25*"
     assert sections[3] == "*Quotas*\nNo quota applies to this channel."
+
+
+async def test_usage_always_says_how_many_tokens_were_cached(frugal, fake_slack):
+    await _seed(frugal, _entry(datetime.now(timezone.utc) - timedelta(seconds=2), "gpt-4.1-nano", "0.25", tokens=(900, 0, 80)))
+
+    _, _, sections = await _usage(frugal, fake_slack)
+
+    assert sections[1].splitlines()[1] == "`gpt-4.1-nano`: 1 request · 900 tokens in (0 cached), 80 out · *$0.25*"
