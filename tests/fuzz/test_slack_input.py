@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback, message_shortcut
 from tests.fuzz.strategies import any_text, quota_like, slack_text
 
@@ -156,4 +159,53 @@ async def test_frugal_subcommands_from_an_admin(frugal_admin, fake_slack, error_
     seen = await reply_to_command(frugal_admin, fake_slack, "/frugal", f"{words} {rest}")
 
     assert seen.strip()
+    assert error_watch.take() == []
+
+
+# Header values aiohttp can send (no line breaks, no control characters); anything else Slack cannot have sent.
+header_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\r\n"), max_size=80)
+
+
+@THROUGH_HTTP
+@given(timestamp=st.one_of(header_text, st.integers(-(10**12), 10**12).map(str)), signature=header_text,
+       body=st.one_of(st.binary(max_size=300), slack_text.map(str.encode)))
+async def test_unverifiable_requests_get_401_and_cause_no_call(
+    frugal, fake_slack, fake_openai, error_watch, timestamp, signature, body
+):
+    headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature,
+               "Content-Type": "application/x-www-form-urlencoded"}
+    async with frugal.http.post(f"{frugal.url}/slack/events", data=body, headers=headers) as resp:
+        status = resp.status
+
+    assert status == 401
+    assert (fake_slack.calls, fake_openai.requests) == ([], [])
+    assert error_watch.take() == []
+
+
+# JSON values shaped like Slack's payloads, with every field free to be of any JSON type.
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+SLACK_KEYS = ["type", "team", "team_id", "user", "user_id", "channel", "channel_id", "event", "event_id", "actions",
+              "container", "message", "view", "authorizations", "enterprise", "command", "trigger_id", "response_url"]
+slack_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["event_callback", "block_actions", "message_action", "view_submission", "shortcut", "x"])},
+    optional={key: json_values for key in SLACK_KEYS[1:]},
+)
+
+
+@THROUGH_HTTP
+@given(payload=st.one_of(slack_like, json_values), as_form=st.booleans())
+async def test_signed_bodies_of_any_shape_never_fail_inside_frugal(frugal, fake_slack, error_watch, payload, as_form):
+    text = json.dumps(payload)
+    body, content_type = (urlencode({"payload": text}), "application/x-www-form-urlencoded") if as_form else (
+        text, "application/json")
+
+    response = await frugal.post(body, content_type)
+
+    # Well-formed and routable (200), not a payload Frugal handles (Bolt's 404), or malformed (400): never a 500.
+    assert response.status in (200, 400, 404)
+    await settle_listeners()
     assert error_watch.take() == []
