@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.infra.db.tables import LedgerRow
 from bot.services.classify import DEFAULT_LABELS
 from bot.slack.grammar import CLASSIFY_USAGE
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.openai_server import Fail, Reply
 
 NANO = "gpt-4.1-nano"
@@ -132,3 +133,35 @@ async def test_the_channels_own_labels_are_used(start_frugal, migrated_url, fake
     assert "this channel's labels: urgent, later" in json.dumps(answer.params["blocks"], ensure_ascii=False)
     [other] = await fake_slack.await_calls(f"response_url:{elsewhere}")
     assert "the default labels" in json.dumps(other.params["blocks"], ensure_ascii=False)
+
+
+async def test_slack_text_keeps_its_mentions_and_is_not_escaped_twice(frugal, fake_openai, fake_slack):
+    _, name = await frugal.command("/classify", "[Q&amp;A, bug] <@W222> asks about Q&amp;A <!here>")
+
+    [answer] = await fake_slack.await_calls(f"response_url:{name}")
+    blocks = json.dumps(answer.params["blocks"], ensure_ascii=False)
+    assert "> <@W222> asks about Q&amp;A @here" in blocks
+    assert "your labels: Q&amp;A, bug" in blocks and answer.params["text"].startswith("Label: Q&amp;A ")
+    assert "&amp;amp;" not in blocks and "&lt;@W222&gt;" not in blocks and "<!here>" not in blocks
+    # The labels are plain text to the model: "Q&A", as the person typed it.
+    assert fake_openai.requests[0].json["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == [
+        "Q&A", "bug"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("\u200b\u2060", "There is no text to work on."),
+        ("[a, b] \u200b \ufeff", "There is no text to work on."),
+        ("[bug, bu\u200bg] text", "The label 'bug' is listed twice."),
+        ("[bug, \u2060Bug\u200d] text", "The label 'Bug' is listed twice."),
+    ],
+)
+async def test_invisible_text_and_invisible_duplicates_get_a_message_and_no_model_call(frugal, fake_openai, fake_slack, text, problem):
+    response, name = await frugal.command("/classify", text)
+
+    body = await response.json()
+    assert problem in body["text"] and CLASSIFY_USAGE in body["text"]
+    await settle_listeners()
+    assert fake_openai.requests == [] and fake_slack.calls_to(f"response_url:{name}") == []

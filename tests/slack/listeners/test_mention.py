@@ -248,3 +248,38 @@ async def test_a_mention_posted_by_a_bot_is_not_answered(frugal, fake_openai, fa
     assert response.status == 200
     assert fake_slack.calls_to("chat.postMessage") == [] and fake_openai.requests == []
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []  # ignored on purpose, not crashed
+
+
+async def test_a_model_answer_posted_in_a_thread_cannot_ping_or_link(frugal, fake_openai, fake_slack):
+    fake_openai.script("gpt-4.1-nano", Reply("<!channel> <!everyone> read <https://evil.example|this>"))
+
+    await _mention(frugal, "<@UBOT> rewrite tell everyone")
+
+    reply = await _only_reply(fake_slack)
+    assert reply["text"] == "&lt;!channel&gt; &lt;!everyone&gt; read &lt;https://evil.example|this&gt;"
+    assert "<!channel>" not in str(reply["blocks"]) and "<https://evil" not in str(reply["blocks"])
+    assert reply["unfurl_links"] is False
+
+
+async def test_a_broadcast_the_asker_typed_is_posted_as_a_plain_word(frugal, fake_openai, fake_slack):
+    await _mention(frugal, "<@UBOT> rewrite <!here> lunch is ready")
+
+    reply = await _only_reply(fake_slack)
+    assert reply["text"] == "[gpt-4.1-nano] @here lunch is ready"
+
+
+async def test_a_mistyped_style_in_a_mention_gets_a_did_you_mean(frugal, fake_openai, fake_slack):
+    await _mention(frugal, "<@UBOT> rewrite frendly: hi all")
+
+    reply = await _only_reply(fake_slack)
+    assert "`frendly` is not a style; did you mean `friendly`?" in reply["text"] and MENTION_REWRITE_USAGE in reply["text"]
+    assert fake_openai.requests == []
+
+
+async def test_an_invisible_thread_parent_is_no_text(frugal, fake_openai, fake_slack):
+    fake_slack.threads[("C0001", "1700000000.000100")] = [{"ts": "1700000000.000100", "text": "\u200b\u2060"}]
+
+    await _mention(frugal, "<@UBOT> rewrite", thread_ts="1700000000.000100")
+
+    reply = await _only_reply(fake_slack)
+    assert "There is no text to work on." in reply["text"] and fake_openai.requests == []
