@@ -111,6 +111,8 @@ _OBJECTS: dict[str, tuple[type, ...]] = {
     "event": (dict,), "view": (dict,), "container": (dict,), "message": (dict,), "authorizations": (list,),
     "actions": (list,),
 }
+# Bolt reads these as body.get(name, {}): present, they must be objects (Slack sends `"team": null`, never these).
+_NEVER_NULL = ("event", "view")
 _STRINGS = ("type", "command", "team_id", "channel_id", "user_id", "enterprise_id", "api_app_id", "trigger_id",
             "response_url", "event_id", "callback_id", "text")
 
@@ -119,7 +121,7 @@ def shape_problem(body: dict[str, Any]) -> str | None:
     """Why a parsed body is not one Slack sends (a field of the wrong JSON type, an event without its event), or None."""
     for name, kinds in _OBJECTS.items():
         value = body.get(name)
-        if value is not None and not isinstance(value, kinds):
+        if (value is not None or name in _NEVER_NULL and name in body) and not isinstance(value, kinds):
             return f"{name} is a {type(value).__name__}"
     for name in ("authorizations", "actions"):
         if not all(isinstance(item, dict) for item in body.get(name) or ()):
