@@ -7,6 +7,7 @@ import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
@@ -18,7 +19,6 @@ from sqlalchemy.engine import Connection, make_url
 
 from bot.infra.db.engine import make_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[3] / "migrations"
 # Any constant works; it only has to be the same in every replica.
 _PG_LOCK_KEY = 0x46525547414C  # "FRUGAL"
 
@@ -31,10 +31,16 @@ class AppliedRevision:
     description: str
 
 
+def migrations_dir() -> Path:
+    """The Alembic scripts shipped inside the package (bot/migrations), wherever it is installed."""
+    # A wheel installs them as plain files, so the resource is a real folder Alembic can read.
+    return Path(str(files("bot") / "migrations"))
+
+
 def alembic_config() -> Config:
-    """The Alembic configuration for the repository's migrations/ folder."""
+    """The Alembic configuration for the package's migrations."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     return config
 
 
