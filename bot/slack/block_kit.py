@@ -105,16 +105,17 @@ def _break(text: str, limit: int) -> int:
     for separator in ("\n\n", "\n", " "):
         at = window.rfind(separator)
         if at > limit // 2:
-            return _safe_end(text, at + len(separator))
-    return _safe_end(text, limit)
+            return _safe_end(text, at + len(separator)) or limit
+    # A piece of markup longer than a whole section is the one thing cut in two.
+    return _safe_end(text, limit) or limit
 
 
 def _safe_end(text: str, end: int) -> int:
     # Markup (<@U1>, <https://…|label>) and entities (&amp;) cut in two would show as garbage.
     opened = text.rfind("<", 0, end)
-    if opened > 0 and opened > text.rfind(">", 0, end):
+    if opened >= 0 and opened > text.rfind(">", 0, end):
         end = opened
     ampersand = text.rfind("&", max(0, end - 4), end)
-    if ampersand > 0 and ";" not in text[ampersand:end]:
+    if ampersand >= 0 and ";" not in text[ampersand:end]:
         end = ampersand
     return end

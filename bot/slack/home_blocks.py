@@ -10,7 +10,9 @@ from bot.catalog import format_usd
 from bot.ports.model_status import ModelHealth
 from bot.services.digest import Subscription
 from bot.services.home import ChannelSetup, ChannelUsage, HomeView
+from bot.slack import block_kit as kit
 from bot.slack import quota_blocks
+from bot.slack.block_kit import Block
 
 # One section holds 3,000 characters: about this many channel lines.
 CHANNELS_SHOWN = 25
@@ -19,21 +21,21 @@ CHANNELS_SHOWN = 25
 def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None) -> dict[str, Any]:
     """The Home tab: the user's channels, the models' health and, for admins, every channel's setup."""
     month = view.period_start.astimezone(tz).strftime("%B %Y")
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Frugal · {month}"}},
-        _context(f"Usage since {_day(view.period_start, tz)} ({tz.key}). Type `/frugal help` for every command."),
-        _section("*Your channels this month*\n" + _channel_lines(view.channels)),
+    blocks: list[Block] = [
+        kit.header(f"Frugal · {month}"),
+        kit.context(f"Usage since {_day(view.period_start, tz)} ({tz.key}). Type `/frugal help` for every command."),
+        kit.section("*Your channels this month*\n" + _channel_lines(view.channels)),
     ]
     if channels_note:
-        blocks.append(_context(channels_note))
-    blocks += [{"type": "divider"}, _section("*Models*\n" + _model_lines(view.models, tz))]
+        blocks.append(kit.context(channels_note))
+    blocks += [kit.divider(), kit.section("*Models*\n" + _model_lines(view.models, tz))]
     if view.admin is not None:
-        blocks += [{"type": "divider"}, _section("*Every channel* (admins only)")]
+        blocks += [kit.divider(), kit.section("*Every channel* (admins only)")]
         if not view.admin:
-            blocks.append(_section("No channel has used Frugal or subscribed to a digest this month."))
-        blocks += [_section(_setup_text(setup, tz, view.digests_known)) for setup in view.admin]
+            blocks.append(kit.section("No channel has used Frugal or subscribed to a digest this month."))
+        blocks += [kit.section(_setup_text(setup, tz, view.digests_known)) for setup in view.admin]
         if view.admin_hidden:
-            blocks.append(_context(f"…and {view.admin_hidden} more channels; `/frugal quota show #channel` for one."))
+            blocks.append(kit.context(f"…and {view.admin_hidden} more channels; `/frugal quota show #channel` for one."))
     return {"type": "home", "blocks": blocks}
 
 
@@ -104,11 +106,3 @@ def _day(instant: datetime, tz: ZoneInfo) -> str:
     # Plain text on purpose: the month is counted in FRUGAL_TIMEZONE, not in each reader's zone.
     local = instant.astimezone(tz)
     return f"{local.day} {local:%B %Y}"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
 
 from bot.ports.quota import Metric, QuotaUse
 from bot.ports.quota_store import LimitRecord, Scope
 from bot.services.quota_spec import format_amount
+from bot.slack import block_kit as kit
+from bot.slack.block_kit import Block
 
 # A quota's owner, as it reads after "the limit of …" / at the end of a line.
 _OWNERS = {Scope.CHANNEL.value: "this channel's own", Scope.DEFAULT.value: "workspace default", Scope.USER.value: "your own"}
@@ -44,34 +45,26 @@ def use_line(use: QuotaUse) -> str:
     )
 
 
-def channel_quotas(channel_id: str, uses: list[QuotaUse], tz_name: str) -> list[dict[str, Any]]:
+def channel_quotas(channel_id: str, uses: list[QuotaUse], tz_name: str) -> list[Block]:
     """`/frugal quota show here|#channel`: every limit that applies to the channel, with its use."""
     if not uses:
-        return [_section(
+        return [kit.section(
             f"No quota applies to <#{channel_id}>: it may use Frugal without limit. "
             "An admin sets one with `/frugal quota set here $5/month` (or `200 requests/day`, `100k tokens/week`)."
         )]
     lines = "\n".join(f"• {use_line(use)}" for use in uses)
     return [
-        _section(f"*Quotas of <#{channel_id}>*\n{lines}"),
-        _context(f"Days, weeks (from Monday) and months are counted in {tz_name}. The tightest limit decides."),
+        kit.section(f"*Quotas of <#{channel_id}>*\n{lines}"),
+        kit.context(f"Days, weeks (from Monday) and months are counted in {tz_name}. The tightest limit decides."),
     ]
 
 
-def default_limits(limits: list[LimitRecord], tz_name: str) -> list[dict[str, Any]]:
+def default_limits(limits: list[LimitRecord], tz_name: str) -> list[Block]:
     """`/frugal quota show default`: the workspace default limits (each channel counts its own use)."""
     if not limits:
-        return [_section("The workspace has no default quota: channels without their own limit are unlimited.")]
+        return [kit.section("The workspace has no default quota: channels without their own limit are unlimited.")]
     lines = "\n".join(f"• {per_period(r.metric, r.amount, r.period.value)}" for r in limits)
     return [
-        _section(f"*Workspace default quotas* — each channel without its own limit of that kind gets:\n{lines}"),
-        _context(f"Each channel's use counts against its own copy of the default, in {tz_name}."),
+        kit.section(f"*Workspace default quotas* — each channel without its own limit of that kind gets:\n{lines}"),
+        kit.context(f"Each channel's use counts against its own copy of the default, in {tz_name}."),
     ]
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}

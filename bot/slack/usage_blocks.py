@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalog import format_usd
 from bot.services.usage import ChannelReport, ModelLine, PeriodUsage
+from bot.slack import block_kit as kit
 from bot.slack import quota_blocks
+from bot.slack.block_kit import Block
 
 
-def usage_report(report: ChannelReport) -> list[dict[str, Any]]:
+def usage_report(report: ChannelReport) -> list[Block]:
     """The ephemeral /usage answer."""
     tz = report.tz
     month = report.month.start.astimezone(tz)
-    blocks: list[dict[str, Any]] = [
-        _section(f"*Frugal usage of <#{report.channel_id}>* — {month:%B %Y} so far"),
-        _section(f"*This month* (since {_day(report.month.start, tz)})\n" + _period_text(report.month)),
-        _section(f"*Today* (since {_day(report.today.start, tz)} 00:00)\n" + _period_text(report.today)),
+    blocks: list[Block] = [
+        kit.section(f"*Frugal usage of <#{report.channel_id}>* — {month:%B %Y} so far"),
+        kit.section(f"*This month* (since {_day(report.month.start, tz)})\n" + _period_text(report.month)),
+        kit.section(f"*Today* (since {_day(report.today.start, tz)} 00:00)\n" + _period_text(report.today)),
     ]
     if report.quotas:
         lines = "\n".join(f"• {quota_blocks.use_line(use)}" for use in report.quotas)
-        blocks.append(_section(f"*Quotas*\n{lines}"))
+        blocks.append(kit.section(f"*Quotas*\n{lines}"))
     else:
-        blocks.append(_section("*Quotas*\nNo quota applies to this channel."))
-    blocks.append(_context(
+        blocks.append(kit.section("*Quotas*\nNo quota applies to this channel."))
+    blocks.append(kit.context(
         f"Days and months are counted in {tz.key}. Only answered requests are charged; "
         "costs are exact API prices, savings compare the same tokens on the baseline model."
     ))
@@ -79,11 +80,3 @@ def _day(instant: datetime, tz: ZoneInfo) -> str:
     # Plain text on purpose: periods are counted in FRUGAL_TIMEZONE, not in each reader's zone.
     local = instant.astimezone(tz)
     return f"{local.day} {local:%b}"
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
-
-
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
