@@ -109,9 +109,15 @@ def diagnose_settings(
     env: dict[str, str] = {}
     if dotenv_path is not None and Path(dotenv_path).is_file():
         env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-    env.update(os.environ if environ is None else environ)
+    real = os.environ if environ is None else environ
+    env.update(real)
     reader = _Reader(env)
     settings = _read(reader)
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        # Bolt reads these two from the process environment itself, and turns OAuth on when they exist at
+        # all, empty or not; Frugal would then refuse every workspace as not installed.
+        if name in real and not real[name].strip():
+            reader.problems.append(f"{name}: set but empty in the environment; unset it, or give it its value")
     problems = list(reader.problems)
     if serving:
         if socket_mode is None:

@@ -128,6 +128,14 @@ def test_shutdown_grace_service_tier_and_openai_ids_are_read(tmp_path):
     assert (settings.openai_org_id, settings.openai_project_id) == ("org-frugal", "proj-frugal")
 
 
+def test_an_empty_oauth_variable_in_the_environment_is_refused():
+    # Bolt would see SLACK_CLIENT_ID="" as set and turn OAuth on, while Frugal serves one workspace.
+    with pytest.raises(ConfigError) as err:
+        load(SLACK_CLIENT_ID="", SLACK_CLIENT_SECRET=" ")
+    assert [p.split(":")[0] for p in err.value.problems] == ["SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"]
+    assert "set but empty in the environment" in err.value.problems[0]
+
+
 def test_serving_needs_the_secrets():
     with pytest.raises(ConfigError, match="^SLACK_SIGNING_SECRET:"):
         load(SLACK_BOT_TOKEN="xoxb-1", OPENAI_API_KEY="k").require_serving(socket_mode=False)
