@@ -23,6 +23,7 @@ from bot.infra.db.ledger import SqlLedger
 from bot.infra.db.usage_queries import SqlUsageQueries
 from bot.infra.db.model_status import SqlModelStatusStore
 from bot.infra.db.quota_store import SqlQuotaStore
+from bot.infra.metrics import Metrics
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.router.router import ModelRouter
 from bot.services.classify import ClassifyService
@@ -59,6 +60,7 @@ class Container:
     digests: DigestService = field(kw_only=True)
     usage: UsageService = field(kw_only=True)
     quota: QuotaService = field(kw_only=True)
+    metrics: Metrics = field(kw_only=True)
     # Run every minute by the scheduler of `frugal run` (bot.scheduler).
     minute_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
     # Run once a day by the scheduler of `frugal run` (bot.scheduler).
@@ -94,18 +96,19 @@ def build_container(settings: Settings) -> Container:
     )
     alerts = SlackAdminAlerts(settings.admins, api_url=settings.slack_api_url, token_for=tokens)
     ledger = SqlLedger(sessions)
+    quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone)
+    metrics = Metrics(quotas=quota)  # this process's own registry, served on GET /metrics
     router = ModelRouter(
         chat_model,
         catalog,
-        ledger,
+        metrics.ledger(ledger),
         chain,
         baseline_model=resolve_baseline(catalog, settings.baseline_model),
         status_store=SqlModelStatusStore(sessions),
         alerts=alerts,
     )
     lifecycle = LifecycleService(chat_model, catalog, settings.models, health=router)
-    quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone)
-    gated = quota.gate(router)  # every model call reserves its worst case first
+    gated = quota.gate(metrics.completer(router))  # every model call reserves its worst case first
     usage = _usage_service(settings, sessions, quotas=quota)
     deps = SlackDeps(
         rewrite=RewriteService(gated, max_input_chars=settings.max_input_chars, masking=markup.mask),
@@ -139,6 +142,7 @@ def build_container(settings: Settings) -> Container:
         closers=[ledger.drain, deliveries.aclose, responses.aclose],
         usage=usage,
         quota=quota,
+        metrics=metrics,
         minute_jobs=[quota.expire],
     )
 

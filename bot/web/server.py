@@ -17,6 +17,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.infra.db.engine import ping
+from bot.infra.metrics import Metrics
 from bot.slack.app import FrugalApp
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ MAX_REQUEST_AGE_S = 300
 _MAX_TIMESTAMP_DIGITS = 12
 
 
-def build_web_app(bolt: FrugalApp, engine: AsyncEngine) -> web.Application:
-    """Serve Bolt on /slack/events and the database health on /healthz."""
+def build_web_app(bolt: FrugalApp, engine: AsyncEngine, metrics: Metrics | None = None) -> web.Application:
+    """Serve Bolt on /slack/events, the database health on /healthz and, given metrics, /metrics."""
 
     async def slack_events(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -56,6 +57,8 @@ def build_web_app(bolt: FrugalApp, engine: AsyncEngine) -> web.Application:
     app = web.Application()
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if metrics is not None:
+        _add_metrics_route(app, metrics)
     if bolt.oauth_flow is not None:
         _add_oauth_routes(app, bolt)
     return app
@@ -148,3 +151,12 @@ def _add_oauth_routes(app: web.Application, bolt: AsyncApp) -> None:
 
     app.router.add_get(flow.install_path, install)
     app.router.add_get(flow.redirect_uri_path, oauth_redirect)
+
+
+def _add_metrics_route(app: web.Application, metrics: Metrics) -> None:
+    """GET /metrics: this process's metrics in the Prometheus text format, on the same port as Slack's events."""
+
+    async def scrape(_request: web.Request) -> web.Response:
+        return web.Response(body=await metrics.scrape(), headers={"Content-Type": metrics.content_type})
+
+    app.router.add_get("/metrics", scrape)
