@@ -10,12 +10,13 @@ from slack_bolt.async_app import AsyncApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.catalog import Catalog
-from bot.config import Settings
+from bot.config import DEFAULT_MODELS, Settings
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db import slack_stores
 from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.digest_queries import SqlDigestQueries
+from bot.infra.db.classify_cache import SqlClassifyCache
 from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.button_texts import SqlButtonTexts
 from bot.infra.db.deliveries import SqlDeliveries
@@ -25,6 +26,7 @@ from bot.infra.db.model_status import SqlModelStatusStore
 from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.metrics import Metrics
 from bot.infra.openai_chat import OpenAIChatModel
+from bot.ports.model_status import RetiredModels
 from bot.router.router import ModelRouter
 from bot.services.classify import ClassifyService
 from bot.services.digest import DigestBuilder, DigestService
@@ -83,7 +85,11 @@ def build_container(settings: Settings) -> Container:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     chat_model = OpenAIChatModel(
-        api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=settings.model_timeout
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout=settings.model_timeout,
+        organization=settings.openai_org_id,
+        project=settings.openai_project_id,
     )
     chain = tuple(catalog.get(m).id if catalog.get(m) else m for m in settings.models)
     installations = (
@@ -98,6 +104,7 @@ def build_container(settings: Settings) -> Container:
     ledger = SqlLedger(sessions)
     quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone)
     metrics = Metrics(quotas=quota)  # this process's own registry, served on GET /metrics
+    retired = RetiredModels()  # filled by the lifecycle check at start and daily, read by the router
     router = ModelRouter(
         chat_model,
         catalog,
@@ -106,14 +113,24 @@ def build_container(settings: Settings) -> Container:
         baseline_model=resolve_baseline(catalog, settings.baseline_model),
         status_store=SqlModelStatusStore(sessions),
         alerts=alerts,
+        retired=retired,
     )
-    lifecycle = LifecycleService(chat_model, catalog, settings.models, health=router)
+    lifecycle = LifecycleService(
+        chat_model, catalog, settings.models, health=router, retired=retired, alerts=alerts,
+        default_chain=settings.models == tuple(DEFAULT_MODELS.split(",")),
+    )
     gated = quota.gate(metrics.completer(router))  # every model call reserves its worst case first
     usage = _usage_service(settings, sessions, quotas=quota)
     deps = SlackDeps(
         rewrite=RewriteService(gated, max_input_chars=settings.max_input_chars, masking=markup.mask),
         admins=AdminDirectory(settings.admins),
-        classify=ClassifyService(gated, SqlChannelLabels(sessions), max_input_chars=settings.max_input_chars),
+        classify=ClassifyService(
+            gated,
+            SqlChannelLabels(sessions),
+            max_input_chars=settings.max_input_chars,
+            service_tier="flex" if settings.classify_service_tier == "flex" else None,
+            cache=SqlClassifyCache(sessions),
+        ),
         models=lifecycle,
         digests=(digests := _digest_service(settings, sessions, catalog, chain, tokens, lifecycle, quota)),
         installations=installations,
@@ -138,7 +155,7 @@ def build_container(settings: Settings) -> Container:
     return Container(
         settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
         lifecycle=lifecycle, alerts=alerts, digests=digests,
-        daily_jobs=[deliveries.purge, buttons.purge],
+        daily_jobs=[deliveries.purge, buttons.purge, deps.classify.purge_cache],
         closers=[ledger.drain, deliveries.aclose, responses.aclose],
         usage=usage,
         quota=quota,

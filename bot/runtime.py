@@ -35,7 +35,7 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(build_web_app(container.bolt, container.engine))
+    runner = web.AppRunner(build_web_app(container.bolt, container.engine, container.metrics))
     await runner.setup()
     lifecycle_checks = asyncio.create_task(container.lifecycle.run_daily(), name="model-lifecycle-daily")
     scheduler = build_scheduler(settings, container.digests, container.daily_jobs, minute_jobs=container.minute_jobs)

@@ -280,7 +280,7 @@ def _detail(model: ModelLifecycle, today: date) -> str:
     days = model.days_left(today)
     if model.shutdown_date is None:
         shutdown = "no shutdown date announced"
-    elif days is not None and days < 0:
+    elif days is not None and days <= 0:
         shutdown = f"shut down on {model.shutdown_date:%Y-%m-%d}"
     else:
         shutdown = f"shuts down {model.shutdown_date:%Y-%m-%d} (in {days} days)"

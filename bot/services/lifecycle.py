@@ -101,11 +101,18 @@ class LifecycleReport:
         """FRUGAL_MODELS with each retired model replaced by OpenAI's replacement (or dropped); None if none is retired."""
         if not self.retirements():
             return None
+        kept = [model.configured_as for model in self.models if model.retired is None]
+        listed = set(self.endpoint_ids) if self.endpoint_ids else None
         chain: list[str] = []
         for model in self.models:
-            name = model.replacement if model.retired is not None else model.configured_as
-            if name and name not in chain:
-                chain.append(name)
+            if model.retired is None:
+                chain.append(model.configured_as)
+                continue
+            # The replacement takes the retired model's place, unless the chain has it already (then
+            # the chain's own order stands) or the endpoint does not offer it.
+            replacement = model.replacement
+            if replacement and replacement not in kept and replacement not in chain and (listed is None or replacement in listed):
+                chain.append(replacement)
         return ",".join(chain) or None
 
 
@@ -165,7 +172,7 @@ def resolve_baseline(catalog: Catalog, name: str | None) -> str:
         resolved = catalog.resolve(name)
     except UnknownModelError as err:
         raise ConfigError(f"FRUGAL_BASELINE_MODEL: {err}") from None
-    if catalog.get(resolved).price is None:
+    if price_sheet(catalog, resolved) is None:
         raise ConfigError(f"FRUGAL_BASELINE_MODEL: {resolved!r} has no known price to compare with")
     return resolved
 
@@ -183,6 +190,7 @@ class LifecycleService:
         clock: Callable[[], datetime] = _utcnow,
         retired: RetiredModels | None = None,
         alerts: AdminAlerts | None = None,
+        default_chain: bool = False,
     ) -> None:
         self._lister = lister
         self._catalog = catalog
@@ -192,6 +200,9 @@ class LifecycleService:
         self._retired = retired
         self._alerts = alerts
         self._announced: set[str] = set()
+        # The default chain starts with gpt-4.1-nano wherever an endpoint still serves it: its
+        # retirement is expected there, and the chain goes on to its successors, so nobody is paged.
+        self._expected_retired = configured[0] if default_chain and configured else None
         self._last: LifecycleReport | None = None
 
     async def startup(self) -> LifecycleReport:
@@ -276,6 +287,9 @@ class LifecycleService:
             if model.retired is None or model.model in self._announced:
                 continue
             self._announced.add(model.model)
+            if model.configured_as == self._expected_retired:
+                log.info("model lifecycle: %s, the default chain's first model, is retired here; skipped", model.model)
+                continue
             if self._alerts is not None:
                 [text, *_] = model.warnings(today, fix)
                 await self._alerts.alert(None, text, dedupe_key=f"retired:{model.model}")

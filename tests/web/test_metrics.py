@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from decimal import Decimal
 
 import prometheus_client
@@ -18,22 +17,8 @@ CHANNEL = "C0001"
 
 
 @pytest.fixture
-def start(start_frugal, monkeypatch):
-    """`start_frugal`, its web app given the container's metrics as `frugal run` gives them."""
-    conftest = sys.modules["tests.conftest"]
-    containers = {}
-    build_container, build_web_app = conftest.build_container, conftest.build_web_app
-
-    def remembered(settings):
-        container = build_container(settings)
-        containers[id(container.bolt)] = container
-        return container
-
-    def with_metrics(bolt, engine, metrics=None):
-        return build_web_app(bolt, engine, metrics or containers[id(bolt)].metrics)
-
-    monkeypatch.setattr(conftest, "build_container", remembered)
-    monkeypatch.setattr(conftest, "build_web_app", with_metrics)
+def start(start_frugal):
+    """`start_frugal`, whose web app serves the container's metrics as `frugal run` does."""
     return start_frugal
 
 
