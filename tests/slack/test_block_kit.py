@@ -72,3 +72,15 @@ def test_headers_and_button_labels_are_cut_to_slacks_limits():
 def test_a_button_value_over_slacks_limit_is_refused_by_slack_sdk():
     with pytest.raises(SlackObjectFormationError):
         kit.actions("row", [kit.button("Post", "post", "v" * (kit.BUTTON_VALUE_LIMIT + 1))])
+
+
+def test_block_kit_is_the_only_module_that_spells_out_blocks():
+    import re
+    from pathlib import Path
+
+    import bot
+
+    raw = re.compile(r"""["'](type)["']\s*:\s*["'](section|context|header|divider|actions|mrkdwn|plain_text|button)["']""")
+    root = Path(bot.__file__).parent
+    spelled = [str(p.relative_to(root)) for p in root.rglob("*.py") if raw.search(p.read_text("utf-8"))]
+    assert spelled == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.catalog import format_usd
 from bot.services.lifecycle import ModelLifecycle, ModelsOverview, ModelView
+from bot.slack import block_kit as kit
+from bot.slack.block_kit import Block
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
     from bot.slack.listeners.frugal import FrugalRequest
@@ -50,11 +52,11 @@ async def _retry(request: FrugalRequest, model: str) -> None:
     await request.respond(text=text, response_type="ephemeral", replace_original=False)
 
 
-def overview_blocks(overview: ModelsOverview) -> list[dict[str, Any]]:
+def overview_blocks(overview: ModelsOverview) -> list[Block]:
     """One section per model of the chain, then the warnings and notes."""
     today = overview.report.checked_at.date()
-    blocks: list[dict[str, Any]] = [_section("*Model chain* (FRUGAL_MODELS), tried in this order:")]
-    blocks += [_section(_row(row, today)) for row in overview.rows]
+    blocks: list[Block] = [kit.section("*Model chain* (FRUGAL_MODELS), tried in this order:")]
+    blocks += [kit.section(_row(row, today)) for row in overview.rows]
     notes = [f":warning: {warning}" for warning in overview.warnings]
     if overview.report.listing_problem:
         notes.append(f"Note: {overview.report.listing_problem}; shutdown dates come from the model catalog only.")
@@ -65,7 +67,7 @@ def overview_blocks(overview: ModelsOverview) -> list[dict[str, Any]]:
     if without:
         notes.append(f"No energy estimate for {', '.join(without)}: no published coefficients.")
     notes.append(f"Models list checked {overview.report.checked_at:%Y-%m-%d %H:%M} UTC.")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(notes)[:3000]}]})
+    blocks.append(kit.context("\n".join(notes)))
     return blocks
 
 
@@ -101,7 +103,3 @@ def _price(model: ModelLifecycle) -> str:
         f"{format_usd(price.input)} in / {format_usd(price.cached_input)} cached / {format_usd(price.output)} out"
         f" per 1M tokens ({model.price_source})"
     )
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
