@@ -104,8 +104,8 @@ def _break(text: str, limit: int) -> int:
     window = text[:limit]
     for separator in ("\n\n", "\n", " "):
         at = window.rfind(separator)
-        if at > limit // 2:
-            return _safe_end(text, at + len(separator)) or limit
+        if at > limit // 2 and (end := _safe_end(text, at + len(separator))):
+            return end
     # A piece of markup longer than a whole section is the one thing cut in two.
     return _safe_end(text, limit) or limit
 
