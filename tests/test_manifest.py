@@ -62,6 +62,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     # A thread's first message may be in a public or private channel, a DM or a group DM.
     "conversations_replies": {"channels:history", "groups:history", "im:history", "mpim:history"},
     "users_conversations": {"channels:read", "groups:read"},
+    # Public and private channels; in a DM (no im:read) Slack refuses and the code does without.
+    "conversations_info": {"channels:read", "groups:read"},
+    "conversations_members": {"channels:read", "groups:read"},
     "files_upload_v2": {"files:write"},
     "views_publish": set(),  # needs the Home tab instead (checked below)
 }
