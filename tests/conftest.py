@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -74,7 +76,8 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 class postgres_database:
     """A throwaway PostgreSQL database (async context manager yielding its URL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, template: str | None = None) -> None:
+        self._template = template
         base = os.environ.get("TEST_DATABASE_URL")
         if not base:
             if IN_CI:
@@ -92,7 +95,8 @@ class postgres_database:
     async def __aenter__(self) -> str:
         conn = await self._admin()
         try:
-            await conn.execute(f'CREATE DATABASE "{self._name}"')
+            template = f' TEMPLATE "{self._template}"' if self._template else ""
+            await conn.execute(f'CREATE DATABASE "{self._name}"{template}')
         finally:
             await conn.close()
         return self._base.set(database=self._name).render_as_string(hide_password=False)
@@ -105,11 +109,55 @@ class postgres_database:
             await conn.close()
 
 
-@pytest.fixture
-async def migrated_url(database_url: str) -> str:
-    """`database_url` with every migration applied, as `frugal migrate` does."""
-    await upgrade(database_url)
-    return database_url
+@pytest.fixture(scope="session")
+def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One database per backend with every migration applied, made once per session; tests get copies.
+
+    The real migrations still run (here, and on their own in tests/infra/db/test_migrate.py); copying
+    their result saves each test the upgrade, which is most of a short test's time.
+    """
+    templates: dict[str, str] = {}
+    sqlite_file = tmp_path_factory.mktemp("template") / "frugal.db"
+    asyncio.run(upgrade(normalize_database_url(f"sqlite:///{sqlite_file}")))
+    templates["sqlite"] = str(sqlite_file)
+    base = os.environ.get("TEST_DATABASE_URL")
+    name = f"frugal_tpl_{uuid.uuid4().hex[:12]}"
+    if base:
+        url = make_url(normalize_database_url(base))
+        asyncio.run(_admin_execute(url, f'CREATE DATABASE "{name}"'))
+        asyncio.run(upgrade(url.set(database=name).render_as_string(hide_password=False)))
+        templates["postgres"] = name
+    yield templates
+    if base:
+        asyncio.run(_admin_execute(make_url(normalize_database_url(base)), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin_execute(url: Any, statement: str) -> None:
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
+    )
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def migrated_url(
+    request: pytest.FixtureRequest, tmp_path: Path, _migrated_templates: dict[str, str]
+) -> AsyncIterator[str]:
+    """A database for this test with every migration applied, as `frugal migrate` does (SQLite and PostgreSQL)."""
+    if request.param == "sqlite":
+        target = tmp_path / "frugal.db"
+        template = Path(_migrated_templates["sqlite"])
+        shutil.copyfile(template, target)
+        for suffix in ("-wal", "-shm"):  # a write-ahead log not yet folded in would hold part of the schema
+            if (sidecar := template.with_name(template.name + suffix)).exists():
+                shutil.copyfile(sidecar, target.with_name(target.name + suffix))
+        yield normalize_database_url(f"sqlite:///{target}")
+        return
+    async with postgres_database(template=_migrated_templates.get("postgres")) as url:
+        yield url
 
 
 # --- settings and a running Frugal -----------------------------------------
