@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
-from tests.fakes.slack_server import FakeSlack  # noqa: E402
-from tests.fakes.slack_signing import sign_request, slash_command  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_signing import sign_request, slash_command
 
 COMPOSE = ["docker-compose", "-p", "frugal-smoke", "-f", "compose.yaml", "-f", "compose.host.yaml"]
 REPLICAS = {"frugal-1": 3101, "frugal-2": 3102}
@@ -94,7 +94,7 @@ def _wait_healthy(name: str, port: int) -> None:
     while time.monotonic() < deadline:
         state = subprocess.run(
             ["docker", "inspect", "--format", "{{.State.Health.Status}}", f"frugal-smoke_{name}_1"],
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         ).stdout.strip()
         if state == "healthy":
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
@@ -105,7 +105,7 @@ def _wait_healthy(name: str, port: int) -> None:
 
 
 def _run(argv: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return result.stdout + result.stderr

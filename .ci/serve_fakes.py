@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
-from tests.fakes.slack_server import FakeSlack  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
 
 
 def main() -> int:

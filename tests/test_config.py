@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, diagnose_settings, load_serving_settings, load_settings, normalize_database_url
+from bot.config import (
+    ConfigError,
+    diagnose_settings,
+    load_serving_settings,
+    load_settings,
+    normalize_database_url,
+)
 
 
 def load(**env: str):

@@ -109,9 +109,11 @@ def test_a_rejected_app_token_stops_the_start_with_one_line(tmp_path, fake_opena
 
     assert process.returncode == 2, output
     assert output.strip().splitlines() == [
-        f"frugal: SLACK_APP_TOKEN: Slack rejected the app-level token (apps.connections.open: {error}); set "
-        "SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope, from the app's Basic "
-        "Information → App-Level Tokens, and turn Socket Mode on (manifest.socket.yml does)"
+        (
+            f"frugal: SLACK_APP_TOKEN: Slack rejected the app-level token (apps.connections.open: {error}); set "
+            "SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope, from the app's Basic "
+            "Information → App-Level Tokens, and turn Socket Mode on (manifest.socket.yml does)"
+        )
     ]
     # Asked once, then stopped: no retries, nothing served, no database made.
     [opened] = fake_slack.calls_to("apps.connections.open")

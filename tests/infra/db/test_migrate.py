@@ -48,7 +48,7 @@ async def test_two_replicas_migrating_together_are_safe(database_url):
     first, second = await asyncio.gather(upgrade(database_url), upgrade(database_url))
 
     # One replica applied everything, the other found nothing left to do.
-    assert sorted([first, second], key=len)[0] == []
+    assert min(first, second, key=len) == []
     assert [step.revision for step in first + second] == _chain()
 
     assert await pending_revisions(database_url) == []
