@@ -114,7 +114,7 @@ def best_level(counters: Sequence[CounterState], levels: Sequence[Level]) -> int
 
 
 class DuplicateReservation(Exception):
-    """A reservation with this request key is already open."""
+    """A reservation with this request key is already open (held by whoever still answers the request)."""
 
 
 class QuotaStore(Protocol):
@@ -134,6 +134,14 @@ class QuotaStore(Protocol):
 
     async def expire(self, now: datetime) -> int:
         """Settle every reservation past its expiry to what the ledger recorded; how many there were."""
+        ...
+
+    async def take_over(self, request_key: str) -> bool:
+        """Settle the hold left on this request key by a process that lost its delivery to a retry; True if one was."""
+        ...
+
+    async def drain(self) -> None:
+        """Write the settlements still pending (kept through a database outage) before the process ends."""
         ...
 
     async def set_limit(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.catalog import Catalog, worst_case_cost_usd
+from bot.catalog import Catalog, output_cap, worst_case_cost_usd
 from bot.ports.completion import CallContext, Completer, Completion, CompletionFailed, CompletionRequest
 from bot.ports.quota import Metric, Period, QuotaUse
 from bot.ports.quota_store import (
@@ -152,11 +152,9 @@ class QuotaService:
         levels: list[Level] = []
         tokens, usd = 0, Decimal(0)
         for model in models:
-            info = self._catalog.get(model)
-            output = request.max_tokens
-            if info is not None and info.max_output_tokens:
-                output = min(output, info.max_output_tokens)
-            cost = worst_case_cost_usd(info.price if info else None, prompt, output)
+            # What the router will ask for: the answer's cap plus a reasoning model's thinking.
+            output = output_cap(self._catalog, model, request.max_tokens)
+            cost = worst_case_cost_usd(self._catalog, model, prompt, output)
             tokens = max(tokens, prompt + output)
             usd = None if usd is None or cost is None else max(usd, cost)
             levels.append(Level(tokens=tokens, usd=usd))
@@ -189,10 +187,29 @@ class QuotaService:
         try:
             reservation = await self._store.reserve(reserve)
         except DuplicateReservation:
-            raise CompletionFailed("This request is already being answered; nothing more was charged.") from None
+            reservation = await self._take_over(reserve)
         if reservation.level is None:
             raise QuotaExceeded(self._use(self._refusing(reservation, reserve.levels[0])), self._tz)
         return reservation, models[: reservation.level + 1]
+
+    async def _take_over(self, reserve: ReserveRequest) -> Reservation:
+        """Reserve again once the hold of an earlier process that lost this request's delivery is settled.
+
+        Slack retries a delivery whose process died; the retry takes the delivery over once its lease
+        has run out (bot.infra.db.deliveries), then finds that process's hold on the same request key.
+        Only a hold whose delivery was taken over is settled (to what the ledger recorded of it): a
+        hold of a request still being answered is left alone, and this one is refused.
+        """
+        if not await self._store.take_over(reserve.request_key):
+            raise CompletionFailed("This request is already being answered; nothing more was charged.")
+        try:
+            return await self._store.reserve(reserve)
+        except DuplicateReservation:
+            raise CompletionFailed("This request is already being answered; nothing more was charged.") from None
+
+    async def drain(self) -> None:
+        """Write the settlements still pending (kept through a database outage) before the process ends."""
+        await self._store.drain()
 
     async def settle(self, reservation: Reservation, completion: Completion) -> None:
         """Count what the call really used in place of the hold."""
@@ -259,7 +276,12 @@ class _GatedCompleter:
             # Cancelled: nothing is charged. Shielded so the cancellation cannot leave the hold behind.
             await _to_the_end(self._quotas.release(reservation))
             raise
-        await _to_the_end(self._quotas.settle(reservation, completion))
+        try:
+            await _to_the_end(self._quotas.settle(reservation, completion))
+        except Exception as err:  # noqa: BLE001 (whatever it was, the answer was paid for and is delivered)
+            # The hold expires and is then settled to the ledger's record of this call (QuotaService.expire).
+            log.error("could not settle a quota reservation (%s); it is settled from the ledger when it expires",
+                      type(err).__name__)
         return completion
 
 

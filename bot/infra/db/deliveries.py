@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, String, bindparam, delete, event, update
+from sqlalchemy import CheckConstraint, Index, String, bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -16,11 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import Insert
 
 from bot.infra.db.base import Base
+from bot.infra.db.engine import unreachable
 from bot.infra.db.group_commit import GroupCommit
-from bot.infra.db.sqlite_writers import write_turn
-from bot.infra.db.engine import (
-    _sqlite_pragmas as sqlite_pragmas,  # the same per-connection settings as the main engine
-)
+from bot.infra.db.sqlite_writers import sqlite_writer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +30,8 @@ KEY_LENGTH = 255
 LEASE = timedelta(minutes=3)
 # Slack stops retrying within minutes; a day of rows is plenty and keeps the table small.
 RETENTION = timedelta(days=1)
+# At shutdown, how long to wait for done marks kept through a database outage.
+DRAIN_TIMEOUT_S = 10.0
 
 
 def utc_now() -> datetime:
@@ -61,22 +61,15 @@ class DeliveryRow(Base):
     )
 
 
-# The claims' own connections: a claim (before an event's ack, beside a command's) must not wait for a
-# connection held by other work (quota, ledger, digests, finish). Each use is one autocommitted statement,
-# so a few suffice; two replicas stay inside PostgreSQL's default 100 connections (2 x (30 + 10)).
+# On PostgreSQL, the claims' own connections: a claim (before an event's ack, beside a command's) must not
+# wait for a connection held by other work (quota, ledger, digests, finish). Each use is one autocommitted
+# statement, so a few suffice; two replicas stay inside PostgreSQL's default 100 connections (2 x (30 + 10)).
 CLAIM_POOL_SIZE = 5
 CLAIM_POOL_OVERFLOW = 5
 
 
 def claims_engine(url: URL) -> AsyncEngine:
     """A small engine of its own for claims, in autocommit at connect time (no per-use isolation switch)."""
-    if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-            pool_size=CLAIM_POOL_SIZE, max_overflow=CLAIM_POOL_OVERFLOW,
-        )
-        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
-        return engine
     # Every statement commits by itself, so there is never anything to roll back when a connection returns.
     return create_async_engine(
         url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
@@ -137,8 +130,9 @@ class SqlDeliveries:
             .where(DeliveryRow.key == bindparam("delivery_key"))
             .values(state=DONE, done_at=bindparam("done_at", type_=DeliveryRow.__table__.c.done_at.type))
         )
-        # Under load, the deliveries finishing together are marked done in one round trip.
-        self._finished: GroupCommit[str] = GroupCommit(self._mark_done)
+        # Under load, the deliveries finishing together are marked done in one round trip; while the
+        # database is unreachable, the marks wait in memory (a retry after the lease would run again).
+        self._finished: GroupCommit[str] = GroupCommit(self._mark_done, keep=unreachable, what="delivery done marks")
         self._purge = delete(DeliveryRow).where(
             DeliveryRow.first_seen_at < bindparam("cutoff", type_=DeliveryRow.__table__.c.first_seen_at.type)
         )
@@ -147,11 +141,14 @@ class SqlDeliveries:
         """Claim the delivery in one statement: its claim number (1, or more for a takeover), None if taken."""
         now = self._clock()
         params = {"key": key, "team_id": team_id, "kind": kind, "now": now, "lease_expires_at": now + self._lease}
-        if self._claim_engine is not None:
-            async with write_turn(self._claim_engine), self._claim_engine.connect() as conn:  # autocommit since connected
+        if (writer := sqlite_writer(self._engine)) is not None:
+            # Urgent: an event's ack waits for its claim, so it goes before the queued writes.
+            claims = await writer.run(lambda conn: conn.execute(self._claim, params).scalar(), urgent=True)
+        elif self._claim_engine is not None:
+            async with self._claim_engine.connect() as conn:  # autocommit since connected
                 claims = (await conn.execute(self._claim, params)).scalar()
         else:
-            async with write_turn(self._engine), self._autocommit() as conn:
+            async with self._autocommit() as conn:
                 claims = (await conn.execute(self._claim, params)).scalar()
         if claims is not None and claims > 1:
             log.warning("%s delivery taken over after its lease expired (claim %d)", kind, claims)
@@ -164,31 +161,37 @@ class SqlDeliveries:
     async def _mark_done(self, keys: list[str]) -> None:
         done_at = self._clock()
         params = [{"delivery_key": key, "done_at": done_at} for key in keys]
-        if self._engine.dialect.name == "postgresql":
-            async with self._autocommit() as conn:  # asyncpg runs the batch atomically, in one round trip
-                await conn.execute(self._finish, params)
+        if (writer := sqlite_writer(self._engine)) is not None:
+            await writer.run(lambda conn: conn.execute(self._finish, params))  # one commit for the batch
         else:
-            async with write_turn(self._engine), self._engine.begin() as conn:  # one commit for the batch
+            async with self._autocommit() as conn:  # asyncpg runs the batch atomically, in one round trip
                 await conn.execute(self._finish, params)
 
     async def purge(self) -> int:
         """Delete deliveries first seen longer ago than the retention; returns how many."""
-        async with self._autocommit() as conn:
-            result = await conn.execute(self._purge, {"cutoff": self._clock() - self._retention})
-        if result.rowcount:
-            log.info("purged %d old Slack deliveries", result.rowcount)
-        return result.rowcount
+        params = {"cutoff": self._clock() - self._retention}
+        if (writer := sqlite_writer(self._engine)) is not None:
+            purged = await writer.run(lambda conn: conn.execute(self._purge, params).rowcount)
+        else:
+            async with self._autocommit() as conn:
+                purged = (await conn.execute(self._purge, params)).rowcount
+        if purged:
+            log.info("purged %d old Slack deliveries", purged)
+        return purged
 
     @classmethod
     def beside(cls, engine: AsyncEngine, **options: Any) -> SqlDeliveries:
         """A store whose claims run on a claims_engine() of their own for `engine`'s database; close with aclose()."""
-        if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
-            return cls(engine, **options)  # a second engine would open a second, empty in-memory database
+        if engine.url.get_backend_name() == "sqlite":
+            # A file's claims are jobs of its writer (sqlite_writers); a second engine on an
+            # in-memory database would open a second, empty database.
+            return cls(engine, **options)
         return cls(engine, claim_engine=claims_engine(engine.url), **options)
 
     async def aclose(self) -> None:
         """Finish the pending done marks, close the claims' own connections (the shared engine is left to its owner)."""
-        await self._finished.drain()
+        if left := await self._finished.drain(DRAIN_TIMEOUT_S):
+            log.error("%d delivery done marks are still waiting for the database at shutdown", left)
         if self._claim_engine is not None:
             await self._claim_engine.dispose()
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine, AsyncSession
+
+
+_SQLITE_PASSING = ("locked", "busy", "disk I/O", "unable to open")
 
 
 def make_engine(url: str) -> AsyncEngine:
     """Create the async engine for a normalized DATABASE_URL."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     # No pool_pre_ping: on asyncpg it costs three round trips (BEGIN, ping, ROLLBACK) before every
     # statement. A connection that died with the server fails its statement instead, and SQLAlchemy then
@@ -32,7 +36,21 @@ async def ping(engine: AsyncEngine) -> None:
         await conn.execute(text("SELECT 1"))
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def unreachable(err: BaseException) -> bool:
+    """Whether ``err`` says the database could not be reached (down, restarting, cut off, locked), not that a statement was wrong."""
+    if isinstance(err, DBAPIError):
+        if err.connection_invalidated:
+            return True
+        if type(err.orig).__module__.startswith("sqlite3"):
+            # sqlite3 calls a syntax error or a missing table "operational" too: only these are passing.
+            return isinstance(err, OperationalError) and any(word in str(err.orig) for word in _SQLITE_PASSING)
+        return isinstance(err, (OperationalError, InterfaceError))
+    # A refused or reset connection surfaces from the driver's connect as the OS error itself.
+    return isinstance(err, (OSError, TimeoutError))
+
+
+def sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Per-connection SQLite settings, the same on every engine and on the SQLite writer's own connection."""
     # WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

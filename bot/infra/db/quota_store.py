@@ -1,26 +1,39 @@
-"""QuotaStore in SQL: one PL/pgSQL call per reserve or settle on PostgreSQL, BEGIN IMMEDIATE on SQLite.
+"""QuotaStore in SQL: one PL/pgSQL call per reserve or settle on PostgreSQL, one writer job on SQLite.
 
 On SQLite a request no limit applies to is checked with one read and no write lock: such a reserve
 writes nothing, so reading the last committed state is the same as taking the lock and running just
-before a concurrent `set_limit`. Requests some limit applies to take the lock and read again under it.
+before a concurrent `set_limit`. Requests some limit applies to run as one job of the file's writer
+(bot.infra.db.sqlite_writers): BEGIN IMMEDIATE, read again under the lock, write, COMMIT.
+SQLite's amounts are exact decimal text (QuotaAmount), so their arithmetic is done here, in Python.
+
+Settlements are group-committed and, while the database is unreachable, kept in memory and written
+once it is back (a model call that was made is counted); a hold whose request's delivery was taken
+over by a Slack retry after its process died is settled by that retry (`take_over`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import asynccontextmanager
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, AsyncIterator
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
-from bot.infra.db.sqlite_writers import write_turn
+from bot.infra.db.deliveries import DeliveryRow
+from bot.infra.db.engine import unreachable
+from bot.infra.db.group_commit import GroupCommit
+from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.quota_tables import QuotaCounterRow, QuotaHoldRow, QuotaLimitRow, QuotaReservationRow
+from bot.infra.db.sqlite_writers import sqlite_writer
 from bot.infra.db.tables import LedgerRow
 from bot.ports.quota import Metric, Period
 from bot.ports.quota_store import (
@@ -41,6 +54,20 @@ _RESERVE = text(
 )
 _SETTLE = text("SELECT frugal_quota_settle(:id, :requests, :tokens, :usd)")
 _NO_USAGE = Usage(requests=0, tokens=0, usd=Decimal(0))
+# At shutdown, how long to wait for settlements kept through a database outage.
+DRAIN_TIMEOUT_S = 10.0
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+
+@dataclass
+class _Settlement:
+    """One settle (or release) on its way to the database; `owned` once written: whether it found its hold."""
+
+    reservation_id: str
+    usage: Usage
+    owned: bool | None = None
 
 
 class SqlQuotaStore:
@@ -52,8 +79,12 @@ class SqlQuotaStore:
         # Shares the engine's pool; each reserve or settle is one statement, atomic on its own, so it
         # needs no BEGIN/COMMIT round trips (PostgreSQL only: on aiosqlite switching costs thread hops).
         self._single_statements = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._money = MoneySum(engine.dialect.name)
+        self._settlements: GroupCommit[_Settlement] = GroupCommit(
+            self._write_settlements, keep=unreachable, what="quota settlements"
+        )
 
-    # --- reserve, settle, release, expire ---------------------------------------------------
+    # --- reserve, settle, release, expire, take over -----------------------------------------
 
     async def reserve(self, request: ReserveRequest) -> Reservation:
         """Atomically hold the largest fitting level on every applying counter, or hold nothing."""
@@ -67,21 +98,26 @@ class SqlQuotaStore:
             raise
 
     async def settle(self, reservation_id: str, usage: Usage) -> bool:
-        """Replace the hold by the real usage; False when the reservation is gone (expired or settled)."""
-        if self._postgres:
-            async with self._single_statements.connect() as conn:
-                params = {"id": reservation_id, "requests": usage.requests, "tokens": usage.tokens, "usd": usage.usd}
-                return bool((await conn.execute(_SETTLE, params)).scalar_one())
-        async with self._immediate() as conn:
-            return await _settle_sqlite(conn, reservation_id, usage)
+        """Replace the hold by the real usage; False when the reservation is gone (expired or settled).
+
+        While the database is unreachable the settlement waits in memory, in order, and this returns True.
+        """
+        settlement = _Settlement(reservation_id, usage)
+        await self._settlements.submit(settlement)
+        return settlement.owned is not False
 
     async def release(self, reservation_id: str) -> bool:
         """Drop the hold without counting anything; False when the reservation is gone."""
         return await self.settle(reservation_id, _NO_USAGE)
 
+    async def drain(self, timeout: float | None = DRAIN_TIMEOUT_S) -> None:
+        """Wait until every settlement so far is written (before the engine closes), at most ``timeout`` s."""
+        if left := await self._settlements.drain(timeout):
+            log.error("%d quota settlements are still waiting for the database at shutdown", left)
+
     async def expire(self, now: datetime) -> int:
         """Settle every reservation past its expiry to what the ledger recorded; how many there were."""
-        holds = await self.expired(now)
+        holds = await self._holds(QuotaReservationRow.expires_at <= now)
         settled = 0
         for hold in holds:
             settled += await self.settle(hold.reservation_id, hold.usage)
@@ -89,26 +125,42 @@ class SqlQuotaStore:
 
     async def expired(self, now: datetime) -> list[ExpiredHold]:
         """Reservations past their expiry, each with the ledger's record of its request (ok attempts)."""
+        return await self._holds(QuotaReservationRow.expires_at <= now)
+
+    async def take_over(self, request_key: str) -> bool:
+        """Settle the hold left on this request key by a process that lost its delivery (a Slack retry took the
+        delivery over after its lease), to what the ledger recorded of it; True if there was one to settle."""
+        # The claim that took the delivery over is newer than the hold: it was made by an earlier claimer.
+        newer_claim = (
+            select(literal(1))
+            .where(DeliveryRow.key == QuotaReservationRow.request_key, DeliveryRow.claimed_at > QuotaReservationRow.created_at)
+            .exists()
+        )
+        holds = await self._holds(and_(QuotaReservationRow.request_key == request_key, newer_claim))
+        for hold in holds:
+            if await self.settle(hold.reservation_id, hold.usage):
+                log.warning("took over the quota hold of a request whose earlier process stopped answering it")
+                return True
+        return False
+
+    async def _holds(self, which: ColumnElement[bool]) -> list[ExpiredHold]:
+        """The reservations matching ``which``, each with the ledger's record of its request (ok attempts)."""
+        reservations = select(QuotaReservationRow.request_key).where(which)
         ok = (
             select(
                 LedgerRow.request_key,
                 func.count().label("answers"),
                 func.coalesce(func.sum(LedgerRow.prompt_tokens + LedgerRow.completion_tokens), 0).label("tokens"),
-                func.coalesce(func.sum(LedgerRow.cost_usd), 0).label("usd"),
+                self._money.sum(LedgerRow.cost_usd).label("usd"),
             )
-            .where(LedgerRow.outcome == "ok")
-            .where(
-                LedgerRow.request_key.in_(
-                    select(QuotaReservationRow.request_key).where(QuotaReservationRow.expires_at <= now)
-                )
-            )
+            .where(LedgerRow.outcome == "ok", LedgerRow.request_key.in_(reservations))
             .group_by(LedgerRow.request_key)
             .subquery()
         )
         query = (
             select(QuotaReservationRow.id, QuotaReservationRow.request_key, ok.c.answers, ok.c.tokens, ok.c.usd)
             .outerjoin(ok, ok.c.request_key == QuotaReservationRow.request_key)
-            .where(QuotaReservationRow.expires_at <= now)
+            .where(which)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -117,11 +169,34 @@ class SqlQuotaStore:
                 reservation_id=row.id,
                 request_key=row.request_key,
                 usage=Usage(
-                    requests=1 if row.answers else 0, tokens=int(row.tokens or 0), usd=Decimal(row.usd or 0)
+                    requests=1 if row.answers else 0,
+                    tokens=int(row.tokens or 0),
+                    usd=self._money.usd(row.usd) if row.usd is not None else Decimal(0),
                 ),
             )
             for row in rows
         ]
+
+    async def _write_settlements(self, batch: list[_Settlement]) -> None:
+        if self._postgres:
+            # Each is one autocommitted call, atomic on its own; side by side, as the requests finish.
+            outcomes = await asyncio.gather(*(self._settle_postgres(item) for item in batch), return_exceptions=True)
+            if errors := [outcome for outcome in outcomes if isinstance(outcome, BaseException)]:
+                raise errors[0]
+            return
+        owned = await self._transaction(
+            lambda conn: [_settle_sqlite(conn, item.reservation_id, item.usage) for item in batch]
+        )
+        for item, was_owned in zip(batch, owned):
+            item.owned = was_owned  # known once committed: a batch that fails is rolled back whole
+
+    async def _settle_postgres(self, settlement: _Settlement) -> None:
+        usage = settlement.usage
+        async with self._single_statements.connect() as conn:
+            params = {"id": settlement.reservation_id, "requests": usage.requests, "tokens": usage.tokens, "usd": usage.usd}
+            owned = bool((await conn.execute(_SETTLE, params)).scalar_one())
+        # Committed on its own: a batch written again after another's failure finds it gone, and it stays owned.
+        settlement.owned = settlement.owned or owned
 
     # --- limits -------------------------------------------------------------------------------
 
@@ -145,11 +220,15 @@ class SqlQuotaStore:
             index_elements=["team_id", "scope", "target", "metric", "period"],
             set_={"amount": statement.excluded.amount, "set_by": statement.excluded.set_by, "set_at": now},
         )
-        async with self._engine.begin() as conn:
-            await conn.execute(statement)
+        postgres, money = self._postgres, self._money
+
+        def write(conn: Connection) -> None:
+            conn.execute(statement)
             if limit.scope is not Scope.DEFAULT:
                 # Default limits are counted per channel: those counters start from the ledger when first used.
-                await _ensure_counter(conn, team_id, limit, limit.target, starts[limit.period], self._postgres)
+                _ensure_counter(conn, team_id, limit, limit.target, starts[limit.period], postgres, money)
+
+        await self._transaction(write)
 
     async def clear_limits(
         self, team_id: str, scope: Scope, target: str, metric: Metric | None = None, period: Period | None = None
@@ -162,8 +241,7 @@ class SqlQuotaStore:
             statement = statement.where(QuotaLimitRow.metric == metric.value)
         if period is not None:
             statement = statement.where(QuotaLimitRow.period == period.value)
-        async with self._engine.begin() as conn:
-            return (await conn.execute(statement)).rowcount
+        return await self._transaction(lambda conn: conn.execute(statement).rowcount)
 
     async def limits(self, team_id: str, scope: Scope, target: str) -> list[LimitRecord]:
         """The limits set on exactly this target."""
@@ -197,18 +275,22 @@ class SqlQuotaStore:
             .where(_applies(team_id, channel_id, user_id))
             .order_by(QuotaLimitRow.scope, QuotaLimitRow.metric, QuotaLimitRow.period)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        money = self._money
+
+        def read(conn: Connection) -> list[CounterState]:
             states = []
-            for row in rows:
+            for row in conn.execute(query).all():
                 limit = _limit(row)
                 who = user_id if limit.scope is Scope.USER else channel_id
                 used, reserved = row.used, row.reserved
                 if used is None:
-                    used = await _ledger_used(conn, team_id, limit, who or "", starts[limit.period])
+                    used = _ledger_used(conn, team_id, limit, who or "", starts[limit.period], money)
                     reserved = Decimal(0)
                 states.append(CounterState(limit, starts[limit.period], Decimal(used), Decimal(reserved)))
-        return states
+            return states
+
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(read)
 
     # --- PostgreSQL ---------------------------------------------------------------------------
 
@@ -245,18 +327,12 @@ class SqlQuotaStore:
 
     # --- SQLite -------------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _immediate(self) -> AsyncIterator[AsyncConnection]:
-        # BEGIN IMMEDIATE takes SQLite's write lock up front, so read-then-write is serialized
-        # across processes; the driver's own deferred BEGIN would let two readers race.
-        async with write_turn(self._engine), self._engine.connect() as conn:
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+    async def _transaction(self, work: Callable[[Connection], R]) -> R:
+        """Run ``work`` in one write transaction: a job of the SQLite file's writer, or a transaction here."""
+        if (writer := sqlite_writer(self._engine)) is not None:
+            return await writer.run(work)
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(work)
 
     async def _reserve_sqlite(self, request: ReserveRequest) -> Reservation:
         params = {"team": request.team_id, "channel": request.channel_id, "user": request.user_id}
@@ -264,75 +340,79 @@ class SqlQuotaStore:
             applies = (await conn.execute(_ANY_APPLIES, params)).first() is not None
         if not applies:
             return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
-        async with self._immediate() as conn:
-            limits = [_limit(row) for row in (await conn.execute(
-                select(QuotaLimitRow).where(_applies(request.team_id, request.channel_id, request.user_id))
-            )).all()]
-            if not limits:
-                return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
-            counters: list[tuple[int, CounterState]] = []
-            for limit in limits:
-                who = request.user_id if limit.scope is Scope.USER else request.channel_id
-                start = request.starts[limit.period]
-                row = await _ensure_counter(conn, request.team_id, limit, who, start, postgres=False)
-                counters.append((row.id, CounterState(limit, start, Decimal(row.used), Decimal(row.reserved))))
-            counters.sort(key=lambda pair: pair[0])
-            states = tuple(state for _, state in counters)
-            level = best_level(states, request.levels)
-            if level is None:
-                return Reservation(request.reservation_id, None, held=False, counters=states)
-            held = request.levels[level]
-            await conn.execute(
-                insert(QuotaReservationRow).values(
-                    id=request.reservation_id,
-                    request_key=request.request_key,
-                    team_id=request.team_id,
-                    channel_id=request.channel_id,
-                    user_id=request.user_id,
-                    held_tokens=held.tokens,
-                    held_usd=held.usd,
-                    created_at=request.now,
-                    expires_at=request.expires_at,
-                )
-            )
-            for counter_id, state in counters:
-                await conn.execute(
-                    update(QuotaCounterRow)
-                    .where(QuotaCounterRow.id == counter_id)
-                    .values(reserved=QuotaCounterRow.reserved + state.need(held))
-                )
-            await conn.execute(
-                insert(QuotaHoldRow),
-                [{"reservation_id": request.reservation_id, "counter_id": counter_id} for counter_id, _ in counters],
-            )
-            return Reservation(request.reservation_id, level, held=True, counters=states)
+        money = self._money
+        return await self._transaction(lambda conn: _reserve_sqlite(conn, request, money))
 
 
-async def _settle_sqlite(conn: AsyncConnection, reservation_id: str, usage: Usage) -> bool:
-    # Two statements under the write lock: a reservation that is gone has no holds, so the update
-    # changes nothing, and the delete's row count says whether this call owned the reservation.
-    params = {
-        "rid": reservation_id,
-        "requests": Decimal(usage.requests),
-        "tokens": Decimal(usage.tokens),
-        "usd": usage.usd,
-    }
-    await conn.execute(_SETTLE_COUNTERS, params)
-    # The holds go with it (ON DELETE CASCADE; foreign keys are on, see engine._sqlite_pragmas).
-    return (await conn.execute(_DROP_RESERVATION, {"rid": reservation_id})).rowcount == 1
-
-
-def _by_metric(requests: Any, tokens: Any, usd: Any) -> ColumnElement[Decimal]:
-    return case(
-        (QuotaCounterRow.metric == Metric.REQUESTS.value, requests),
-        (QuotaCounterRow.metric == Metric.TOKENS.value, tokens),
-        else_=usd,
+def _reserve_sqlite(conn: Connection, request: ReserveRequest, money: MoneySum) -> Reservation:
+    """The reserve under SQLite's write lock (BEGIN IMMEDIATE): read the counters again, hold, or refuse."""
+    limits = [_limit(row) for row in conn.execute(
+        select(QuotaLimitRow).where(_applies(request.team_id, request.channel_id, request.user_id))
+    ).all()]
+    if not limits:
+        return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
+    counters: list[tuple[int, CounterState]] = []
+    for limit in limits:
+        who = request.user_id if limit.scope is Scope.USER else request.channel_id
+        start = request.starts[limit.period]
+        row = _ensure_counter(conn, request.team_id, limit, who, start, False, money)
+        counters.append((row.id, CounterState(limit, start, Decimal(row.used), Decimal(row.reserved))))
+    counters.sort(key=lambda pair: pair[0])
+    states = tuple(state for _, state in counters)
+    level = best_level(states, request.levels)
+    if level is None:
+        return Reservation(request.reservation_id, None, held=False, counters=states)
+    held = request.levels[level]
+    conn.execute(
+        insert(QuotaReservationRow).values(
+            id=request.reservation_id,
+            request_key=request.request_key,
+            team_id=request.team_id,
+            channel_id=request.channel_id,
+            user_id=request.user_id,
+            held_tokens=held.tokens,
+            held_usd=held.usd,
+            created_at=request.now,
+            expires_at=request.expires_at,
+        )
     )
+    conn.execute(_SET_RESERVED, [
+        {"counter": counter_id, "new_reserved": state.reserved + state.need(held)} for counter_id, state in counters
+    ])
+    conn.execute(
+        insert(QuotaHoldRow),
+        [{"reservation_id": request.reservation_id, "counter_id": counter_id} for counter_id, _ in counters],
+    )
+    return Reservation(request.reservation_id, level, held=True, counters=states)
 
 
-def _held(column: Any) -> Any:
-    """What the reservation being settled holds of one metric (a scalar subquery)."""
-    return select(column).where(QuotaReservationRow.id == bindparam("rid")).scalar_subquery()
+def _settle_sqlite(conn: Connection, reservation_id: str, usage: Usage) -> bool:
+    """The settle under SQLite's write lock: whoever deletes the reservation owns it and moves its counters."""
+    counters = conn.execute(_HELD_COUNTERS, {"rid": reservation_id}).all()
+    # The holds go with it (ON DELETE CASCADE; foreign keys are on, see engine.sqlite_pragmas).
+    if conn.execute(_DROP_RESERVATION, {"rid": reservation_id}).rowcount != 1:
+        return False
+    real = {Metric.REQUESTS.value: Decimal(usage.requests), Metric.TOKENS.value: Decimal(usage.tokens),
+            Metric.USD.value: usage.usd}
+    if counters:
+        conn.execute(_SET_COUNTER, [
+            {
+                "counter": row.id,
+                "new_used": row.used + real[row.metric],
+                "new_reserved": row.reserved - _held_of(row),
+            }
+            for row in counters
+        ])
+    return True
+
+
+def _held_of(row: Any) -> Decimal:
+    """What the reservation being settled holds on this counter."""
+    if row.metric == Metric.REQUESTS.value:
+        return Decimal(1)
+    if row.metric == Metric.TOKENS.value:
+        return Decimal(row.held_tokens)
+    return Decimal(row.held_usd or 0)
 
 
 # --- shared SQL ---------------------------------------------------------------------------------
@@ -373,8 +453,8 @@ def _start_of(starts: Mapping[Period, datetime]) -> ColumnElement[datetime]:
     )
 
 
-async def _ensure_counter(
-    conn: AsyncConnection, team_id: str, limit: LimitRecord, who: str, start: datetime, postgres: bool
+def _ensure_counter(
+    conn: Connection, team_id: str, limit: LimitRecord, who: str, start: datetime, postgres: bool, money: MoneySum
 ) -> Any:
     """This period's counter of the limit for `who`, created from the ledger's usage if missing."""
     key = (
@@ -385,12 +465,12 @@ async def _ensure_counter(
         QuotaCounterRow.period == limit.period.value,
         QuotaCounterRow.period_start == start,
     )
-    found = (await conn.execute(select(QuotaCounterRow).where(*key))).one_or_none()
+    found = conn.execute(select(QuotaCounterRow).where(*key)).one_or_none()
     if found is not None:
         return found
-    used = await _ledger_used(conn, team_id, limit, who, start)
+    used = _ledger_used(conn, team_id, limit, who, start, money)
     dialect_insert = postgresql.insert if postgres else sqlite.insert
-    await conn.execute(
+    conn.execute(
         dialect_insert(QuotaCounterRow)
         .values(
             team_id=team_id, scope=limit.scope.value, counted=who, metric=limit.metric.value,
@@ -398,21 +478,26 @@ async def _ensure_counter(
         )
         .on_conflict_do_nothing()
     )
-    return (await conn.execute(select(QuotaCounterRow).where(*key))).one()
+    return conn.execute(select(QuotaCounterRow).where(*key)).one()
 
 
-async def _ledger_used(conn: AsyncConnection, team_id: str, limit: LimitRecord, who: str, start: datetime) -> Decimal:
-    """What the ledger's answered calls used of the limit's metric since `start`."""
+def _ledger_used(
+    conn: Connection, team_id: str, limit: LimitRecord, who: str, start: datetime, money: MoneySum
+) -> Decimal:
+    """What the ledger's answered calls used of the limit's metric since `start` (USD summed exactly)."""
     measure = {
         Metric.REQUESTS: func.count(func.distinct(LedgerRow.request_key)),
         Metric.TOKENS: func.coalesce(func.sum(LedgerRow.prompt_tokens + LedgerRow.completion_tokens), 0),
-        Metric.USD: func.coalesce(func.sum(LedgerRow.cost_usd), 0),
+        Metric.USD: money.sum(LedgerRow.cost_usd),
     }[limit.metric]
     column = LedgerRow.user_id if limit.scope is Scope.USER else LedgerRow.channel_id
     query = select(measure).where(
         LedgerRow.team_id == team_id, column == who, LedgerRow.outcome == "ok", LedgerRow.created_at >= start
     )
-    return Decimal((await conn.execute(query)).scalar_one() or 0)
+    value = conn.execute(query).scalar_one()
+    if limit.metric is Metric.USD:
+        return money.usd(value)
+    return Decimal(value or 0)
 
 
 def _limit(row: Any) -> LimitRecord:
@@ -423,24 +508,27 @@ def _limit(row: Any) -> LimitRecord:
 _ANY_APPLIES = select(QuotaLimitRow.id).where(
     _applies(bindparam("team"), bindparam("channel"), bindparam("user"))  # type: ignore[arg-type]
 ).limit(1)
-_SETTLE_COUNTERS = (
-    update(QuotaCounterRow)
-    .where(
-        QuotaCounterRow.id.in_(select(QuotaHoldRow.counter_id).where(QuotaHoldRow.reservation_id == bindparam("rid")))
+_HELD_COUNTERS = (
+    select(
+        QuotaCounterRow.id, QuotaCounterRow.metric, QuotaCounterRow.used, QuotaCounterRow.reserved,
+        QuotaReservationRow.held_tokens, QuotaReservationRow.held_usd,
     )
+    .select_from(QuotaReservationRow)
+    .join(QuotaHoldRow, QuotaHoldRow.reservation_id == QuotaReservationRow.id)
+    .join(QuotaCounterRow, QuotaCounterRow.id == QuotaHoldRow.counter_id)
+    .where(QuotaReservationRow.id == bindparam("rid"))
+)
+_SET_RESERVED = (
+    update(QuotaCounterRow)
+    .where(QuotaCounterRow.id == bindparam("counter"))
+    .values(reserved=bindparam("new_reserved", type_=QuotaCounterRow.reserved.type))
+)
+_SET_COUNTER = (
+    update(QuotaCounterRow)
+    .where(QuotaCounterRow.id == bindparam("counter"))
     .values(
-        reserved=QuotaCounterRow.reserved
-        - _by_metric(
-            literal(Decimal(1), QuotaCounterRow.used.type),
-            _held(QuotaReservationRow.held_tokens),
-            func.coalesce(_held(QuotaReservationRow.held_usd), 0),
-        ),
-        used=QuotaCounterRow.used
-        + _by_metric(
-            bindparam("requests", type_=QuotaCounterRow.used.type),
-            bindparam("tokens", type_=QuotaCounterRow.used.type),
-            bindparam("usd", type_=QuotaCounterRow.used.type),
-        ),
+        used=bindparam("new_used", type_=QuotaCounterRow.used.type),
+        reserved=bindparam("new_reserved", type_=QuotaCounterRow.reserved.type),
     )
 )
 _DROP_RESERVATION = delete(QuotaReservationRow).where(QuotaReservationRow.id == bindparam("rid"))

@@ -5,13 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
 
-# Limits and counters of any metric: up to 10^12 tokens (quota_spec.MAX_AMOUNT), USD to 9 places.
-QuotaAmount = Numeric(24, 9, asdecimal=True)
+NANO = Decimal("0.000000001")
+# "-" and 13 digits (10^12 tokens, quota_spec.MAX_AMOUNT), the point and 9 decimals, with room to spare.
+AMOUNT_TEXT_LENGTH = 40
+
+
+class QuotaAmount(TypeDecorator[Decimal]):
+    """An exact amount of any metric, to 9 places: NUMERIC(24, 9) on PostgreSQL, its decimal text on SQLite.
+
+    SQLite stores NUMERIC as a float, so counters summed there drifted (a USD counter read 4.6e-18
+    after settling, 0.0014982350000000003 for 0.001498235); as text, every amount is the exact
+    decimal, and the arithmetic on it is done in Python (bot.infra.db.quota_store).
+    """
+
+    impl = Numeric(24, 9, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(AMOUNT_TEXT_LENGTH))
+        return dialect.type_descriptor(Numeric(24, 9, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return exact_text(Decimal(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def exact_text(amount: Decimal) -> str:
+    """The amount to 9 places as plain decimal text ("0.001498235", never "-0" or an exponent)."""
+    return format(amount.quantize(NANO) + 0, "f")  # + 0 turns a negative zero into zero
 
 
 class QuotaLimitRow(Base):
@@ -25,7 +60,7 @@ class QuotaLimitRow(Base):
     target: Mapped[str] = mapped_column(String(32))
     metric: Mapped[str] = mapped_column(String(16))
     period: Mapped[str] = mapped_column(String(16))
-    amount: Mapped[Decimal] = mapped_column(QuotaAmount)
+    amount: Mapped[Decimal] = mapped_column(QuotaAmount())
     set_by: Mapped[str] = mapped_column(String(32))
     set_at: Mapped[datetime]
 
@@ -48,8 +83,8 @@ class QuotaCounterRow(Base):
     metric: Mapped[str] = mapped_column(String(16))
     period: Mapped[str] = mapped_column(String(16))
     period_start: Mapped[datetime]
-    used: Mapped[Decimal] = mapped_column(QuotaAmount)
-    reserved: Mapped[Decimal] = mapped_column(QuotaAmount)
+    used: Mapped[Decimal] = mapped_column(QuotaAmount())
+    reserved: Mapped[Decimal] = mapped_column(QuotaAmount())
 
     __table_args__ = (UniqueConstraint("team_id", "scope", "counted", "metric", "period", "period_start"),)
 

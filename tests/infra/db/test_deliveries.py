@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from bot.infra.db.deliveries import LEASE, RETENTION, DeliveryRow, SqlDeliveries
 from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.sqlite_writers import sqlite_writer, write_turn
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -157,7 +158,9 @@ async def test_purge_deletes_deliveries_older_than_the_retention(replicas, clock
     assert await store.purge() == 0
 
 
-async def test_claims_beside_a_file_database_run_on_their_own_autocommit_pool(engines):
+async def test_claims_beside_a_postgresql_database_run_on_their_own_autocommit_pool(engines):
+    if engines[0].dialect.name != "postgresql":
+        pytest.skip("on an SQLite file, claims are jobs of its writer (the next test)")
     store = SqlDeliveries.beside(engines[0])
     claim_engine = store._claim_engine
     assert claim_engine is not None and claim_engine is not engines[0]
@@ -173,6 +176,28 @@ async def test_claims_beside_a_file_database_run_on_their_own_autocommit_pool(en
 
     await store.aclose()
     assert claim_engine.pool.checkedin() == 0, "aclose() closed the claims' connections"
+
+
+async def test_claims_on_an_sqlite_file_go_before_the_writes_queued_ahead_of_them(engines):
+    if engines[0].dialect.name != "sqlite":
+        pytest.skip("the SQLite writer")
+    store = SqlDeliveries.beside(engines[0], clock=lambda: T0)
+    assert store._claim_engine is None
+    await store.claim("event:done-first", team_id="T1", kind="event")
+    seen: list[str | None] = []
+    urgent = select(DeliveryRow.key).where(DeliveryRow.key == "event:urgent")
+    writer = sqlite_writer(engines[0])
+    async with write_turn(engines[0]):  # the writer is held: what comes now queues
+        done_marks = asyncio.create_task(store.finish("event:done-first"))
+        other_write = asyncio.create_task(writer.run(lambda conn: seen.append(conn.execute(urgent).scalar())))
+        await asyncio.sleep(0.05)
+        claim = asyncio.create_task(store.claim("event:urgent", team_id="T1", kind="event"))
+        await asyncio.sleep(0.05)
+        assert not claim.done() and not other_write.done()
+    assert await claim == 1
+    await asyncio.gather(done_marks, other_write)
+    assert seen == ["event:urgent"], "the claim, on which an ack waits, went before the write queued ahead of it"
+    await store.aclose()
 
 
 async def test_claims_beside_an_in_memory_sqlite_database_share_its_engine():

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db.ledger import SqlLedger
@@ -27,11 +28,13 @@ def _entry(i: int) -> LedgerEntry:
 async def test_concurrent_entries_share_an_insert_and_each_is_committed_when_record_returns(migrated_url):
     engine = make_engine(migrated_url)
     inserts: list[bool] = []
-    event.listen(
-        engine.sync_engine, "before_cursor_execute",
-        lambda conn, cursor, statement, params, context, executemany: inserts.append(executemany)
-        if statement.lstrip().upper().startswith("INSERT INTO USAGE_LEDGER") else None,
-    )
+
+    def count(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO USAGE_LEDGER"):
+            inserts.append(executemany)
+
+    # On every engine: on an SQLite file the rows are written on its writer's own engine.
+    event.listen(Engine, "before_cursor_execute", count)
     ledger = SqlLedger(make_sessionmaker(engine))
     try:
         await asyncio.gather(*(ledger.record(_entry(i)) for i in range(40)))
@@ -42,6 +45,7 @@ async def test_concurrent_entries_share_an_insert_and_each_is_committed_when_rec
         assert keys == {f"command:{i}" for i in range(40)}
         assert 1 <= len(inserts) < 40, "the entries recorded together went in fewer statements than entries"
     finally:
+        event.remove(Engine, "before_cursor_execute", count)
         await ledger.drain()
         await engine.dispose()
 
