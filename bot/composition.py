@@ -22,6 +22,7 @@ from bot.infra.db.button_texts import SqlButtonTexts
 from bot.infra.db.deliveries import SqlDeliveries
 from bot.infra.db.ledger import SqlLedger
 from bot.infra.db.usage_queries import SqlUsageQueries
+from bot.infra.db.usage_export import SqlUsageExport
 from bot.infra.db.model_status import SqlModelStatusStore
 from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.metrics import Metrics
@@ -36,6 +37,7 @@ from bot.services.lifecycle import LifecycleService, resolve_baseline
 from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService
 from bot.services.usage import UsageService
+from bot.services.usage_export import UsageExporter
 from bot.slack.admins import AdminDirectory
 from bot.slack.alerts import SlackAdminAlerts
 from bot.slack.app import build_bolt_app
@@ -141,6 +143,7 @@ def build_container(settings: Settings) -> Container:
         ),
         quota=quota,
         usage=usage,
+        usage_export=UsageExporter(SqlUsageExport(sessions), settings.timezone),
     )
     bolt_options = {}
     if installations is not None:

@@ -15,6 +15,7 @@ from bot.services.lifecycle import LifecycleService
 from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService
 from bot.services.usage import UsageService
+from bot.services.usage_export import UsageExporter
 from bot.slack.admins import AdminDirectory
 
 _KEY = "frugal"
@@ -50,6 +51,8 @@ class SlackDeps:
     workspaces: WorkspaceOrgs | None = field(default=None, kw_only=True)
     # Limits and their use (/frugal quota, /usage); None only where a test builds deps without quotas.
     quota: QuotaService | None = field(default=None, kw_only=True)
+    # /frugal usage export: a month's usage day by day; None only where a test builds deps without it.
+    usage_export: UsageExporter | None = field(default=None, kw_only=True)
 
 
 def attach(context: AsyncBoltContext, deps: SlackDeps) -> None:

@@ -41,6 +41,7 @@ HELP = "\n".join(
         "`/frugal labels clear` goes back to the default set (admins).",
         "• `/frugal digest <daily|weekly|off> [HH:MM]` — subscribe this channel to cost digests (admins); "
         "`/frugal digest now` posts one at once.",
+        "• `/frugal usage export [YYYY-MM]` — a month's usage (default: this one) as a CSV file, sent to you (admins).",
         "• Mention me: `@Frugal rewrite formal: text`, `@Frugal classify [a, b] text`, `@Frugal help`; "
         "in a thread, `@Frugal rewrite` (or `classify`) alone works on the thread's first message; "
         "I answer in the thread.",

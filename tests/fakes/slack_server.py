@@ -223,6 +223,9 @@ class FakeSlack(ThreadedAiohttpServer):
         if method == "auth.test":
             return DEFAULT_AUTH | self.tokens.get(token or "", {})
         if method == "chat.postMessage":
+            if channel.startswith(("U", "W")):
+                # Posted to a user ID, the message goes to the app's DM with them; Slack answers with the DM's ID.
+                channel = dm_channel(channel)
             ts = self._next_ts()
             echoed = {k: params[k] for k in ("text", "blocks", "thread_ts") if k in params}
             message = {"type": "message", "user": "UBOT", "bot_id": "BBOT", "ts": ts} | echoed
@@ -320,6 +323,11 @@ class FakeSlack(ThreadedAiohttpServer):
         # Without this, shutdown would wait for the open websocket handlers and then cancel them.
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def dm_channel(user_id: str) -> str:
+    """The ID of Frugal's DM with `user_id`, as the fake hands it out."""
+    return f"D{user_id[1:]}"
 
 
 def _json_param(value: Any) -> Any:

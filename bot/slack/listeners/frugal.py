@@ -17,6 +17,7 @@ from bot.slack.grammar import HELP, HELP_POINTER, SLACK_ID_LIMIT
 from bot.slack.listeners import labels, models
 from bot.slack.listeners import digest
 from bot.slack.listeners import quota
+from bot.slack.listeners import usage_export
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "models": models.models_subcommand,
     "digest": digest.digest,
     "quota": quota.quota_subcommand,
+    "usage": usage_export.usage_subcommand,
 }
 
 
