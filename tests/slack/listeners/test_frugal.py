@@ -62,7 +62,7 @@ async def test_help_is_answered_to_anyone_without_an_admin_lookup(frugal, fake_s
     ("text", "shown"),
     [
         ("qouta set here $5/month", "`qouta`"),
-        ("Usage", "`Usage`"),
+        ("Usages", "`Usages`"),
         ("<!channel> hi", "that"),
         ("`oops`", "that"),
     ],
