@@ -29,10 +29,18 @@ MAX_REQUEST_AGE_S = 300
 _MAX_TIMESTAMP_DIGITS = 12
 
 
-def build_web_app(bolt: FrugalApp, engine: AsyncEngine, metrics: Metrics | None = None) -> web.Application:
-    """Serve Bolt on /slack/events, the database health on /healthz and, given metrics, /metrics."""
+def build_web_app(
+    bolt: FrugalApp, engine: AsyncEngine, metrics: Metrics | None = None, *, stopping: asyncio.Event | None = None
+) -> web.Application:
+    """Serve Bolt on /slack/events, the database health on /healthz and, given metrics, /metrics.
+
+    Once ``stopping`` is set (a graceful stop), /healthz and every new delivery answer 503, so a load
+    balancer takes this process out and Slack delivers its retries to another.
+    """
 
     async def slack_events(request: web.Request) -> web.Response:
+        if stopping is not None and stopping.is_set():
+            return web.json_response({"status": "stopping"}, status=503)
         raw = await request.read()
         if problem := signature_problem(bolt.signing_secret, raw, request.headers):
             # Nothing of an unverified body is read, answered or logged: its response_url could point anywhere.
@@ -46,6 +54,8 @@ def build_web_app(bolt: FrugalApp, engine: AsyncEngine, metrics: Metrics | None 
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_request: web.Request) -> web.Response:
+        if stopping is not None and stopping.is_set():
+            return web.json_response({"status": "stopping", "detail": "finishing the requests in flight"}, status=503)
         try:
             await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
         # Whatever the driver raises, the answer is the same: the database is down, and we say so.
