@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest
+from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest, accepted
 from bot.services.errors import check_text
 
 DEFAULT_STYLE = "clear"
@@ -64,7 +64,7 @@ class RewriteService:
             ),
             max_tokens=max_output_tokens(text),
         )
-        completion = await self._completer.complete(ctx, request)
+        completion = accepted(await self._completer.complete(ctx, request), "rewrite")
         return Rewrite(text=restore(completion.text.strip()), style=style, completion=completion)
 
 
