@@ -175,6 +175,9 @@ def make_settings(fake_openai: FakeOpenAI, fake_slack: FakeSlack) -> Callable[..
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": fake_openai.api_url,
             "DATABASE_URL": database_url,
+            # The fake's gateway-style listing (tests/fakes/openai_server.py DEFAULT_MODELS); tests of the
+            # default chain pass FRUGAL_MODELS="" (empty: the default).
+            "FRUGAL_MODELS": "gpt-4.1-nano,gpt-4o-mini",
         }
         env.update(overrides)
         return load_settings(env, dotenv_path=None)

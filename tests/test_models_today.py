@@ -42,7 +42,7 @@ def every_text(blocks: list[dict]) -> str:
 
 async def test_the_default_chain_answers_today_without_a_failed_call(start_frugal, migrated_url, fake_openai, fake_slack):
     fake_openai.serve_like_openai(TODAY)
-    frugal = await start_frugal(migrated_url)  # FRUGAL_MODELS unset: the default chain
+    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="")  # empty: the default chain
     await frugal.container.lifecycle.startup()
 
     _, name = await frugal.command("/rewrite", "formal: can u send the report pls")
@@ -135,7 +135,7 @@ async def test_a_retired_primary_in_the_endpoint_s_list_is_served_past_openai_s_
     # Azure, gateways and dedicated capacity keep models past OpenAI's date: the endpoint decides.
     fake_openai.serve_like_gateway("gpt-6-luna")
     fake_openai.models["gpt-4.1-nano"] = None
-    frugal = await start_frugal(migrated_url)
+    frugal = await start_frugal(migrated_url, FRUGAL_MODELS="")
     await frugal.container.lifecycle.startup()
 
     _, name = await frugal.command("/rewrite", "hello")

@@ -43,6 +43,7 @@ def _posting(fake_slack, fake_openai) -> dict[str, str]:
         "SLACK_API_URL": fake_slack.api_url,
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": fake_openai.api_url,
+        "FRUGAL_MODELS": "gpt-4.1-nano,gpt-4o-mini",  # the fake's gateway-style listing
     }
 
 

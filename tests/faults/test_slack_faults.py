@@ -9,6 +9,7 @@ import time
 from bot.slack.clients import MAX_RETRY_AFTER_S
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback
 from tests.slack.conftest import OAUTH_ENV, answer_oauth_as, finish_install, start_install, Workspace
+from tests.slack.button_values import channel_members, stored_button
 
 RATELIMITED = {"Retry-After": "1"}
 
@@ -39,9 +40,9 @@ async def test_a_throttled_thread_reply_is_sent_after_retry_after(frugal, fake_s
 
 async def test_post_to_channel_waits_out_two_throttles(frugal, fake_slack):
     fake_slack.fail("chat.postMessage", 429, RATELIMITED, times=2)
-    body, content_type = block_actions(
-        "rewrite_post", "Polished text.", channel_id="C7", response_url=fake_slack.response_url("p1")
-    )
+    channel_members(fake_slack, "U0001")
+    value = await stored_button(frugal, "Polished text.", channel_id="C7")
+    body, content_type = block_actions("rewrite_post", value, channel_id="C7", response_url=fake_slack.response_url("p1"))
 
     response = await frugal.post(body, content_type)
 
@@ -55,7 +56,9 @@ async def test_post_to_channel_waits_out_two_throttles(frugal, fake_slack):
 
 async def test_a_throttle_longer_than_the_bound_is_not_waited_for(frugal, fake_slack, caplog):
     fake_slack.fail("chat.postMessage", 429, {"Retry-After": str(MAX_RETRY_AFTER_S + 1)})
-    body, content_type = block_actions("rewrite_post", "Polished text.", response_url=fake_slack.response_url("p2"))
+    channel_members(fake_slack, "U0001")
+    value = await stored_button(frugal, "Polished text.")
+    body, content_type = block_actions("rewrite_post", value, response_url=fake_slack.response_url("p2"))
 
     with caplog.at_level(logging.ERROR, logger="bot.slack.app"):
         await frugal.post(body, content_type)
@@ -101,7 +104,9 @@ async def test_slow_slack_api_acks_at_once_and_still_answers(frugal, fake_slack)
     fake_slack.method_latency["chat.postMessage"] = 2.0
 
     event, acked_after = await mention(frugal, "<@UBOT> rewrite slow slack", channel="C8")
-    body, content_type = block_actions("rewrite_post", "Posted slowly.", response_url=fake_slack.response_url("p3"))
+    channel_members(fake_slack, "U0001")
+    value = await stored_button(frugal, "Posted slowly.")
+    body, content_type = block_actions("rewrite_post", value, response_url=fake_slack.response_url("p3"))
     started = time.monotonic()
     button = await frugal.post(body, content_type)
     button_acked_after = time.monotonic() - started

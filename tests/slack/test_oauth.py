@@ -16,6 +16,7 @@ from bot.slack.listeners.shortcuts import REWRITE_SHORTCUT
 from bot.slack.oauth import BOT_SCOPES, NOT_INSTALLED
 from tests.fakes.openai_server import Reply
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback, message_shortcut
+from tests.slack.button_values import channel_members
 from tests.slack.conftest import CLIENT_ID, STATE_COOKIE, finish_install, start_install
 
 
@@ -283,6 +284,7 @@ async def test_a_message_shortcut_posts_in_thread_with_its_own_workspaces_token(
     a = await install(oauth_frugal, "TA")
     b = await install(oauth_frugal, "TB")
     message = {"type": "message", "user": "U2", "ts": "1700000000.000500", "text": "can u send the report pls"}
+    channel_members(fake_slack, "U0001")  # the clicker may post in the channel
 
     for workspace, channel in ((a, "CA"), (b, "CB")):
         name = f"sc{workspace.team_id}"

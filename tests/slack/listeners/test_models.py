@@ -17,6 +17,12 @@ CHAIN = DEFAULT_MODELS.split(",")
 REFUSAL = "Only Frugal admins and workspace admins can do that."
 
 
+
+@pytest.fixture
+async def frugal(start_frugal, migrated_url):
+    """Frugal on the default chain (FRUGAL_MODELS empty), which these tests show."""
+    return await start_frugal(migrated_url, FRUGAL_MODELS="")
+
 async def _models(frugal, fake_slack) -> tuple[str, str]:
     response, name = await frugal.command("/frugal", "models")
     assert response.status == 200
