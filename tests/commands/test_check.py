@@ -199,7 +199,7 @@ async def test_the_default_chain_on_today_s_openai_notes_the_retired_nano_and_al
     fake_openai.serve_like_openai(TODAY)
     out = io.StringIO()
 
-    code = await run_check(make_settings(migrated_url), out)  # FRUGAL_MODELS unset: the default chain
+    code = await run_check(make_settings(migrated_url, FRUGAL_MODELS=""), out)  # FRUGAL_MODELS unset: the default chain
 
     report = out.getvalue()
     assert code == 0, report

@@ -102,12 +102,12 @@ async def test_a_fallback_is_counted_once_with_its_reason(start, migrated_url, f
 
     answer = await ask(frugal, fake_slack, "/rewrite", "hello")
 
-    assert "gpt-6-luna" in answer["text"]
+    assert "gpt-4o-mini" in answer["text"]
     _, samples = await scrape(frugal)
     assert value(samples, "frugal_fallbacks_total", task="rewrite", model="gpt-4.1-nano", reason="server_error") == 1
     assert total(samples, "frugal_fallbacks_total") == 1
     assert value(samples, "frugal_model_requests_total", task="rewrite", model="gpt-4.1-nano", outcome="error") == 2
-    assert value(samples, "frugal_model_requests_total", task="rewrite", model="gpt-6-luna", outcome="ok") == 1
+    assert value(samples, "frugal_model_requests_total", task="rewrite", model="gpt-4o-mini", outcome="ok") == 1
     assert value(samples, "frugal_model_call_latency_seconds_count", task="rewrite", model="gpt-4.1-nano",
                  outcome="error") == 2
     assert total(samples, "frugal_model_requests_total") == len(await ledger(frugal))
@@ -170,7 +170,7 @@ async def test_two_replicas_each_export_their_own_counts(start, migrated_url, fa
     (_, first), (_, second) = await scrape(one), await scrape(two)
 
     assert total(first, "frugal_model_requests_total") == 3
-    assert total(second, "frugal_model_requests_total") == 4  # two errors, gpt-6-luna, then the classify
+    assert total(second, "frugal_model_requests_total") == 4  # two errors, gpt-4o-mini, then the classify
     assert total(first, "frugal_fallbacks_total") == 0 and total(second, "frugal_fallbacks_total") == 1
     rows = await ledger(one)
     assert total(first, "frugal_model_requests_total") + total(second, "frugal_model_requests_total") == len(rows)

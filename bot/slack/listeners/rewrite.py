@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -23,6 +25,8 @@ from bot.slack.grammar import REWRITE_USAGE, parse_rewrite
 from bot.slack.markup import defuse
 
 STALE_BUTTON = "This button has expired or is not one of Frugal's. Run `/rewrite` again for fresh buttons."
+
+log = logging.getLogger(__name__)
 
 
 async def rewrite_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -63,7 +67,12 @@ async def post_rewrite(
         )
     except SlackApiError as err:
         if err.response.get("error") not in blocks.NOT_A_MEMBER_ERRORS:
-            raise
+            # Handled here, not raised: Bolt would drop the ack already sent (and Slack see a 404).
+            from bot.slack.app import UNEXPECTED_ERROR  # bot.slack.app imports the listeners
+
+            log.error("chat.postMessage refused a rewrite post (%s)", err.response.get("error"))
+            await respond(text=UNEXPECTED_ERROR, response_type="ephemeral", replace_original=False)
+            return
         # Frugal is not in this channel (or it is a DM): the response_url may still post for everyone.
         await respond(text=entry.text, blocks=posted, response_type="in_channel", replace_original=False)
     await respond(delete_original=True)
