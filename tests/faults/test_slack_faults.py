@@ -60,14 +60,14 @@ async def test_a_throttle_longer_than_the_bound_is_not_waited_for(frugal, fake_s
     value = await stored_button(frugal, "Polished text.")
     body, content_type = block_actions("rewrite_post", value, response_url=fake_slack.response_url("p2"))
 
-    with caplog.at_level(logging.ERROR, logger="bot.slack.app"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack.listeners.rewrite"):
         await frugal.post(body, content_type)
         # The button's user is told through the response URL that it did not work.
         [told] = await fake_slack.await_calls("response_url:p2", timeout=5)
 
     assert "something went wrong" in told.params["text"]
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
-    assert "unhandled SlackApiError" in caplog.text
+    assert "chat.postMessage refused a rewrite post (ratelimited)" in caplog.text
 
 
 async def test_a_throttled_response_url_is_posted_again(frugal, fake_slack):
