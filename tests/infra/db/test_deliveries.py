@@ -158,9 +158,9 @@ async def test_purge_deletes_deliveries_older_than_the_retention(replicas, clock
     assert await store.purge() == 0
 
 
+# On an SQLite file, claims are jobs of its writer (the next test): each test runs on its backend only.
+@pytest.mark.parametrize("migrated_url", ["postgres"], indirect=True)
 async def test_claims_beside_a_postgresql_database_run_on_their_own_autocommit_pool(engines):
-    if engines[0].dialect.name != "postgresql":
-        pytest.skip("on an SQLite file, claims are jobs of its writer (the next test)")
     store = SqlDeliveries.beside(engines[0])
     claim_engine = store._claim_engine
     assert claim_engine is not None and claim_engine is not engines[0]
@@ -178,9 +178,8 @@ async def test_claims_beside_a_postgresql_database_run_on_their_own_autocommit_p
     assert claim_engine.pool.checkedin() == 0, "aclose() closed the claims' connections"
 
 
+@pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
 async def test_claims_on_an_sqlite_file_go_before_the_writes_queued_ahead_of_them(engines):
-    if engines[0].dialect.name != "sqlite":
-        pytest.skip("the SQLite writer")
     store = SqlDeliveries.beside(engines[0], clock=lambda: T0)
     assert store._claim_engine is None
     await store.claim("event:done-first", team_id="T1", kind="event")
