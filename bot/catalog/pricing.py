@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
@@ -136,6 +136,15 @@ def _known(name: str) -> bool:
 
 
 def _library_cost(name: str, usage: TokenUsage, service_tier: str | None, at: datetime | None) -> Decimal:
+    # genai-prices' price constraints are dates and times of day, never seconds: a price computed for
+    # the minute holds for all of it, and a request's worst case is priced the same way many times
+    # (once per model of the chain, on every request), so the minute's answers are kept.
+    minute = (at or datetime.now(UTC)).replace(second=0, microsecond=0)
+    return _library_cost_at(name, usage, service_tier, minute)
+
+
+@lru_cache(maxsize=4096)
+def _library_cost_at(name: str, usage: TokenUsage, service_tier: str | None, at: datetime) -> Decimal:
     priced = genai_prices.calc_price(
         genai_prices.Usage(
             input_tokens=usage.prompt_tokens,

@@ -130,3 +130,35 @@ def test_invalid_usage_rejected(kwargs):
 )
 def test_format_usd(amount, text):
     assert format_usd(Decimal(amount)) == text
+
+
+def _constraints():
+    import genai_prices.data
+
+    for provider in genai_prices.data.providers:
+        for model in provider.models:
+            prices = model.prices if isinstance(model.prices, list) else [model.prices]
+            for price in prices:
+                if (constraint := getattr(price, "constraint", None)) is not None:
+                    yield provider.id, model.id, constraint
+
+
+def test_library_prices_never_change_within_a_minute():
+    """bot/catalog/pricing.py keeps a minute's prices: that holds while every price constraint is a date or a time of day in whole minutes."""
+    import typing
+
+    from genai_prices import types
+
+    hints = typing.get_type_hints(types.ConditionalPrice)["constraint"]
+    assert set(typing.get_args(hints)) == {types.StartDateConstraint, types.TimeOfDateConstraint, type(None)}
+    seen = 0
+    for provider, model, constraint in _constraints():
+        seen += 1
+        if isinstance(constraint, types.TimeOfDateConstraint):
+            for moment in (constraint.start_time, constraint.end_time):
+                assert (moment.second, moment.microsecond) == (0, 0), (provider, model, constraint)
+        else:
+            assert isinstance(constraint, types.StartDateConstraint), (provider, model, constraint)
+            assert type(constraint.start_date).__name__ == "date", (provider, model, constraint)
+    assert seen, "the snapshot has dated prices (the date-following test above relies on them)"
+
