@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,6 +44,9 @@ from bot.slack.tokens import (
 # NOTE is information with nothing to fix; WARN works for now but needs an operator; FAIL is broken.
 OK, NOTE, WARN, FAIL = "ok", "note", "WARN", "FAIL"
 CHECK_TIMEOUT_S = 15.0
+# Wide enough that nothing wraps when the report goes to a file or a pipe.
+UNWRAPPED = 1000
+_STYLES = {OK: "green", NOTE: "cyan", WARN: "yellow", FAIL: "bold red"}
 
 _OPENAI_KEY_FIX = "set OPENAI_API_KEY to your OpenAI API key (or the key of the endpoint at OPENAI_BASE_URL)"
 
@@ -70,7 +77,7 @@ def check(settings: Settings, args: argparse.Namespace) -> int:
 async def run_check(settings: Settings, out: TextIO, *, lister: ModelLister | None = None) -> int:
     """Check everything, print the table and the fixes, and return the exit code (0: all is well)."""
     findings = await gather_findings(settings, lister=lister)
-    out.write(render(findings))
+    print_report(findings, out)
     return 1 if any(f.status in (FAIL, WARN) for f in findings) else 0
 
 
@@ -102,23 +109,45 @@ async def gather_findings(settings: Settings, *, lister: ModelLister | None = No
     return findings
 
 
-def render(findings: list[Finding]) -> str:
-    """The findings as a table, then the fixes, then a one-line verdict."""
-    width = max(len(f.subject) for f in findings)
-    lines = [f"{'CHECK':<{width}}  STATUS  DETAIL"]
-    lines += [f"{f.subject:<{width}}  {f.status:<6}  {f.detail}" for f in findings]
+def render(findings: list[Finding], *, width: int = UNWRAPPED) -> str:
+    """The findings as a table, then the fixes, then a one-line verdict, as plain text."""
+    out = io.StringIO()
+    _print(Console(file=out, width=width, highlight=False, no_color=True), findings)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
+
+
+def print_report(findings: list[Finding], file: TextIO) -> None:
+    """Print the report: at the terminal's width and with coloured states on a terminal, unwrapped and plain elsewhere."""
+    console = Console(file=file, highlight=False)
+    if not console.is_terminal:
+        file.write(render(findings))
+        return
+    _print(console, findings)
+
+
+def _print(console: Console, findings: list[Finding]) -> None:
+    # No borders and two spaces between columns: each line reads "subject  state  detail", which
+    # .ci/run parses; a detail wider than the terminal wraps inside its own column.
+    grid = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    grid.add_column("CHECK", no_wrap=True)
+    grid.add_column("STATUS", no_wrap=True)
+    grid.add_column("DETAIL", overflow="fold")
+    for f in findings:
+        grid.add_row(f.subject, Text(f.status, style=_STYLES.get(f.status, "")), Text(f.detail))
+    console.print(grid)
     fixes = [f for f in findings if f.fix]
     if fixes:
-        lines += ["", "How to fix:"]
-        lines += [f"  {f.subject}: {f.fix}" for f in fixes]
+        console.print()
+        console.print("How to fix:", markup=False)
+        for f in fixes:
+            console.print(f"  {f.subject}: {f.fix}", markup=False, highlight=False)
     failed = sum(f.status == FAIL for f in findings)
     warned = sum(f.status == WARN for f in findings)
-    lines.append("")
+    console.print()
     if failed or warned:
-        lines.append(f"{failed} problem(s), {warned} warning(s).")
+        console.print(f"{failed} problem(s), {warned} warning(s).", markup=False)
     else:
-        lines.append("All is well.")
-    return "\n".join(lines) + "\n"
+        console.print("All is well.", markup=False)
 
 
 def _configuration(settings: Settings) -> list[Finding]:

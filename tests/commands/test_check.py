@@ -402,3 +402,31 @@ async def test_an_explicit_baseline_priced_by_genai_prices_is_ok(make_settings, 
     code, out = await _check(make_settings, migrated_url, FRUGAL_BASELINE_MODEL="gpt-6-sol")
 
     assert " ok " in _row(out, "baseline model"), out
+
+
+def test_the_report_fits_80_columns_with_long_details_wrapped_in_their_column():
+    from bot.commands.check import FAIL, OK, Finding, render
+
+    findings = [
+        Finding("configuration", OK, "HTTP mode"),
+        Finding("model gpt-4.1-nano", FAIL, "retired on 2026-10-23; " + "replaced by gpt-6-luna " * 6, "set FRUGAL_MODELS"),
+    ]
+    text = render(findings, width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    detail_column = lines[0].index("DETAIL")
+    wrapped = [line for line in lines[3:] if line.strip() and not line.startswith(("How", "  model", "1 problem"))]
+    assert wrapped and all(line[:detail_column].strip() == "" for line in wrapped), text
+    assert "\x1b[" not in text
+
+
+def test_the_report_written_to_a_file_is_plain_and_unwrapped(tmp_path):
+    from bot.commands.check import WARN, Finding, print_report
+
+    long_detail = "shuts down on 2027-01-14 " * 10
+    with open(tmp_path / "report.txt", "w") as out:
+        print_report([Finding("model gpt-4o-mini", WARN, long_detail.strip())], out)
+    text = (tmp_path / "report.txt").read_text()
+    assert "\x1b[" not in text
+    [row] = [line for line in text.splitlines() if line.startswith("model")]
+    assert row.endswith(long_detail.strip())
