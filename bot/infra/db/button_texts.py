@@ -41,6 +41,10 @@ class ButtonTextRow(Base):
     __table_args__ = (Index(None, "expires_at"),)
 
 
+# Built once, on the table rather than the ORM class: each put only binds its parameters.
+_INSERT = insert(ButtonTextRow.__table__)
+
+
 class SqlButtonTexts:
     """ButtonTexts on the Frugal database."""
 
@@ -48,6 +52,14 @@ class SqlButtonTexts:
         self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] | None = None
     ) -> None:
         self._engine: AsyncEngine = sessions.kw["bind"]
+        # Each answer with buttons writes one row before it is shown: on PostgreSQL the lone INSERT is
+        # atomic on its own, and autocommit saves its BEGIN and COMMIT round trips (as the ledger does,
+        # bot/infra/db/ledger.py).
+        self._put_engine = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._engine.dialect.name == "postgresql"
+            else self._engine
+        )
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     async def put(self, entry: ButtonText) -> str:
@@ -66,8 +78,8 @@ class SqlButtonTexts:
             "created_at": now,
             "expires_at": now + LIFETIME,
         }
-        async with write_turn(self._engine), self._engine.begin() as conn:
-            await conn.execute(insert(ButtonTextRow).values(**values))
+        async with write_turn(self._engine), self._put_engine.begin() as conn:
+            await conn.execute(_INSERT, values)
         return button_id
 
     async def get(self, button_id: str) -> ButtonText | None:
