@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -12,49 +10,11 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.deps import SlackDeps, deps_of
+from bot.slack.deps import deps_of
+from bot.slack.frugal_request import FrugalRequest, Subcommand
 from bot.slack.grammar import HELP, HELP_POINTER, SLACK_ID_LIMIT
-from bot.slack.listeners import labels, models
-from bot.slack.listeners import digest
-from bot.slack.listeners import quota
-from bot.slack.listeners import usage_export
+from bot.slack.listeners import digest, labels, models, quota, usage_export
 
-
-@dataclass(frozen=True)
-class FrugalRequest:
-    """One /frugal invocation, handed to its subcommand."""
-
-    ack: AsyncAck
-    respond: AsyncRespond
-    client: AsyncWebClient
-    command: dict[str, Any]
-    args: str
-    deps: SlackDeps
-
-    @property
-    def team_id(self) -> str:
-        """The workspace the command came from."""
-        return self.command["team_id"]
-
-    @property
-    def channel_id(self) -> str:
-        """The channel the command was typed in."""
-        return self.command["channel_id"]
-
-    @property
-    def user_id(self) -> str:
-        """Who typed the command."""
-        return self.command["user_id"]
-
-    async def require_admin(self) -> bool:
-        """True for admins; otherwise acks with a refusal and returns False."""
-        if await self.deps.admins.is_admin(self.client, self.team_id, self.user_id):
-            return True
-        await self.ack(response_type="ephemeral", text="Only Frugal admins and workspace admins can do that.")
-        return False
-
-
-Subcommand = Callable[[FrugalRequest], Awaitable[None]]
 ID_TOO_LONG = f"This request's workspace, channel or user ID is longer than Slack's {SLACK_ID_LIMIT} characters; nothing was done."
 
 

@@ -10,7 +10,7 @@ from bot.slack.grammar import HELP_POINTER, parse_label_list
 from bot.slack.markup import escape
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
-    from bot.slack.listeners.frugal import FrugalRequest
+    from bot.slack.frugal_request import FrugalRequest
 
 LABELS_USAGE = (
     "Usage: `/frugal labels` shows this channel's labels; `/frugal labels set a, b, c` (or `[a, b, c]`) sets them (admins); "

@@ -11,7 +11,7 @@ from bot.slack import block_kit as kit
 from bot.slack.block_kit import Block
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
-    from bot.slack.listeners.frugal import FrugalRequest
+    from bot.slack.frugal_request import FrugalRequest
 
 _STATE_ICONS = {"healthy": ":large_green_circle:", "to be probed": ":large_yellow_circle:"}
 

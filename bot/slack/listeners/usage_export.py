@@ -14,7 +14,7 @@ from bot.slack.grammar import HELP_POINTER
 from bot.slack.markup import defuse
 
 if TYPE_CHECKING:  # frugal.py imports this module for its SUBCOMMANDS table
-    from bot.slack.listeners.frugal import FrugalRequest
+    from bot.slack.frugal_request import FrugalRequest
 
 log = logging.getLogger(__name__)
 
