@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -154,8 +156,13 @@ class ModelRouter:
         retries = 0
         while True:
             trail.attempts += 1
+            started = time.monotonic()
             try:
                 result = await self._model.complete(chat_request)
+            except asyncio.CancelledError:
+                # Cut off mid-call (a stop's deadline): the endpoint may bill the call all the same.
+                await self._record_interrupted(ctx, model, trail.attempts, started)
+                raise
             except ModelCallError as err:
                 await self._ledger.record(self._failure_entry(ctx, model, err, trail.attempts))
                 if chat_request.service_tier == "flex" and _flex_unavailable(err):
@@ -182,6 +189,20 @@ class ModelRouter:
                 await self._after_failure(ctx, model, err, trail, mark)
                 return err
             return await self._answered(ctx, model, result, trail)
+
+    async def _record_interrupted(self, ctx: CallContext, model: str, attempt: int, started: float) -> None:
+        """Record a call cancelled before it answered, even if the caller is cancelled again meanwhile."""
+        entry = self._entry(
+            ctx, model, None, TokenUsage(prompt_tokens=0), attempt,
+            latency_ms=(time.monotonic() - started) * 1000, outcome="interrupted", error_code=None,
+            # What the endpoint bills for a call it never answered is not known: not zero, unknown.
+            cost=None, baseline_cost=None, energy_wh=None,
+        )
+        recording = asyncio.ensure_future(self._ledger.record(entry))
+        recording.add_done_callback(_log_lost_row)
+        # A failure is logged by _log_lost_row; cancelled once more, the row is still written, only not awaited.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([recording])
 
     def _wait(self, wait: Wait | None, err: ModelCallError, retries: int) -> timedelta | None:
         """How long to wait before retrying; None when a retry is not worth it."""
@@ -382,6 +403,11 @@ class ModelRouter:
             cache_write_tokens=usage.cache_write_tokens,
             service_tier=service_tier,
         )
+
+
+def _log_lost_row(recording: asyncio.Future[None]) -> None:
+    if not recording.cancelled() and (err := recording.exception()) is not None:
+        log.error("could not record a model call cut off by a stop (%s)", type(err).__name__)
 
 
 # How reasoning models take the output cap and temperature (docs/models.md).
