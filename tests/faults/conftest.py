@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +16,7 @@ from bot import composition
 from bot.infra.db.tables import LedgerRow
 from bot.router.router import ModelRouter
 from tests.bolt_tasks import settle_listeners  # noqa: F401  (used by the fault tests)
+from tests.faults.process import FrugalProcess
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -42,6 +44,21 @@ def router_clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
     clock = StepClock()
     monkeypatch.setattr(composition, "ModelRouter", functools.partial(ModelRouter, clock=clock, sleep=clock.sleep))
     return clock
+
+
+@pytest.fixture
+async def run_frugal(migrated_url, fake_openai, fake_slack, tmp_path) -> AsyncIterator[Callable[..., FrugalProcess]]:
+    """Start `frugal run` processes on the test's database (SQLite and PostgreSQL); killed at teardown if still running."""
+    started: list[FrugalProcess] = []
+
+    async def run(**env: str) -> FrugalProcess:
+        process = FrugalProcess(migrated_url, fake_openai, fake_slack, tmp_path, env=env)
+        started.append(process)
+        return await process.start()
+
+    yield run
+    for process in started:
+        await process.close()
 
 
 async def ledger_rows(frugal) -> list[Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
@@ -22,21 +21,6 @@ from tests.faults.process import (
 )
 
 IN_FLIGHT = 20
-
-
-@pytest.fixture
-async def run_frugal(migrated_url, fake_openai, fake_slack, tmp_path) -> AsyncIterator[Callable[..., FrugalProcess]]:
-    """Start `frugal run` processes on the test's database; each is killed at teardown if it still runs."""
-    started: list[FrugalProcess] = []
-
-    async def run(**env: str) -> FrugalProcess:
-        process = FrugalProcess(migrated_url, fake_openai, fake_slack, tmp_path, env=env)
-        started.append(process)
-        return await process.start()
-
-    yield run
-    for process in started:
-        await process.close()
 
 
 async def _rewrites_in_flight(frugal: FrugalProcess, fake_openai, count: int) -> list[str]:
