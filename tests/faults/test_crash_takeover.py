@@ -11,8 +11,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.infra.db.deliveries import DeliveryRow
-from tests.faults.process import FrugalProcess, books, chat_calls, set_channel_quota, until
 from tests.fakes.slack_signing import app_mention_event, event_callback
+from tests.faults.process import (
+    books,
+    chat_calls,
+    set_channel_quota,
+    until,
+)
 
 IN_FLIGHT = 12
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
