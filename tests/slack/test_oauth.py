@@ -18,6 +18,7 @@ from tests.fakes.openai_server import Reply
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback, message_shortcut
 from tests.slack.button_values import channel_members
 from tests.slack.conftest import CLIENT_ID, STATE_COOKIE, finish_install, start_install
+from tests.bolt_tasks import settle_listeners
 
 
 async def _count(frugal, table: str, team_id: str | None = None) -> int:
@@ -110,7 +111,7 @@ async def test_a_workspace_that_never_installed_gets_no_model_call(oauth_frugal,
 
     [refusal] = await fake_slack.await_calls(f"response_url:{name}")
     assert refusal.params["text"] == NOT_INSTALLED
-    await asyncio.sleep(0.2)
+    await settle_listeners()
     assert fake_openai.requests == []
 
 

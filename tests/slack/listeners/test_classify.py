@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 
@@ -115,7 +114,7 @@ async def test_bad_label_lists_get_a_message_and_no_model_call(frugal, fake_open
     body = await response.json()
     assert body["response_type"] == "ephemeral"
     assert problem in body["text"] and CLASSIFY_USAGE in body["text"]
-    await asyncio.sleep(0.2)
+    await settle_listeners()
     assert fake_openai.requests == []
     assert fake_slack.calls_to(f"response_url:{name}") == []
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 
 from bot.slack.grammar import HELP, HELP_POINTER
 from bot.slack.listeners.frugal import SUBCOMMANDS
+from tests.bolt_tasks import settle_listeners
 
 # The command grammar as CONTRACT.md ("Slack commands") states it.
 CONTRACT_GRAMMAR = [
@@ -75,7 +75,7 @@ async def test_an_unknown_subcommand_names_the_known_ones_and_points_to_the_help
         assert f"`{name}`" in answer
     assert answer.endswith(HELP_POINTER)
     assert "<!channel>" not in answer
-    await asyncio.sleep(0.1)
+    await settle_listeners()
     # Nothing else happens: no admin lookup, no message.
     assert [c.method for c in fake_slack.calls if not c.method.startswith("auth.")] == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
 from sqlalchemy import select
@@ -152,7 +151,7 @@ async def test_the_bots_own_messages_are_ignored(frugal, fake_openai, fake_slack
     response = await frugal.post(body, content_type)
 
     assert response.status == 200
-    await asyncio.sleep(0.3)
+    await settle_listeners()
     assert fake_slack.calls_to("chat.postMessage") == []
     assert fake_openai.requests == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -72,7 +71,7 @@ async def test_empty_text_gets_usage_and_no_model_call(frugal, fake_openai, fake
 
     assert response.status == 200
     assert REWRITE_USAGE in (await response.json())["text"]
-    await asyncio.sleep(0.2)
+    await settle_listeners()
     assert fake_openai.requests == []
     assert fake_slack.calls_to(f"response_url:{name}") == []
 
@@ -82,7 +81,7 @@ async def test_oversized_text_is_refused_without_model_call(frugal, fake_openai)
 
     text = (await response.json())["text"]
     assert "2,001 characters" in text and "limit is 2,000" in text
-    await asyncio.sleep(0.2)
+    await settle_listeners()
     assert fake_openai.requests == []
 
 
@@ -108,7 +107,7 @@ async def test_bad_and_stale_signatures_get_401_and_no_model_call(frugal, fake_o
     stale = await frugal.post(body, content_type, timestamp=int(time.time()) - 600)
 
     assert (bad.status, stale.status) == (401, 401)
-    await asyncio.sleep(0.2)
+    await settle_listeners()
     assert fake_openai.requests == []
 
 
