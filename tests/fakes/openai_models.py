@@ -1,6 +1,6 @@
 """OpenAI's models as the fake serves them: which reason, which give logprobs, when each shuts down.
 
-Gathered from OpenAI's deprecations page and model pages (see ../shared/REFERENCE.md, "December 2026").
+Gathered from OpenAI's deprecations page and model pages; the facts and their sources are in docs/models.md.
 """
 
 from __future__ import annotations
