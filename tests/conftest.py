@@ -227,7 +227,7 @@ async def start_frugal(
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         http = aiohttp.ClientSession()
         started.append((runner, container, http))
         return RunningFrugal(url=f"http://127.0.0.1:{port}", container=container, http=http, fake_slack=fake_slack)
