@@ -199,7 +199,8 @@ async def _tell(request: AsyncBoltRequest) -> None:
     body = request.body if isinstance(request.body, dict) else {}
     event = body.get("event") if isinstance(body.get("event"), dict) else {}
     try:
-        if context.respond is not None:
+        # Bolt's context.respond is never None: without a response_url (events) calling it raises ValueError.
+        if context.response_url:
             await context.respond(text=RESTARTING, response_type="ephemeral", replace_original=False)
         elif event.get("channel") and event.get("ts") and event.get("user"):
             await context.client.chat_postMessage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from bot.catalog import Catalog
 from bot.ports.completion import CallContext, CompletionRequest
 from bot.router.router import ModelRouter
 from bot.runtime import RESTARTING
+from tests.fakes.slack_signing import app_mention_event, event_callback
 from tests.faults.process import (
     FrugalProcess,
     books,
@@ -23,11 +25,11 @@ from tests.faults.process import (
 IN_FLIGHT = 20
 
 
-async def _rewrites_in_flight(frugal: FrugalProcess, fake_openai, count: int) -> list[str]:
-    """Send ``count`` /rewrite commands, acked, and return once each one's model call has started."""
+async def _rewrites_in_flight(frugal: FrugalProcess, fake_openai, count: int, already: int = 0) -> list[str]:
+    """Send ``count`` /rewrite commands, acked, and return once theirs and ``already`` other model calls have started."""
     sent = await asyncio.gather(*(frugal.command("/rewrite", f"draft number {i}") for i in range(count)))
     assert [status for status, _ in sent] == [200] * count
-    await until(lambda: chat_calls(fake_openai) == count, 10, f"{count} model calls started")
+    await until(lambda: chat_calls(fake_openai) == already + count, 10, f"{already + count} model calls started")
     return [name for _, name in sent]
 
 
@@ -72,18 +74,25 @@ async def test_requests_unfinished_at_the_deadline_are_recorded_released_and_tol
     await set_channel_quota(make_settings(migrated_url), "1000 requests/day")
     frugal = await run_frugal(FRUGAL_SHUTDOWN_GRACE="1")
     fake_openai.latency = 8.0  # longer than the grace and the wind-down together: the model never answers
-    names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT)
+    mentions = [event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvSTOP{i}") for i in range(4)]
+    assert await asyncio.gather(*(frugal.post(body, kind) for body, kind in mentions)) == [200] * len(mentions)
+    names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT - len(mentions), already=len(mentions))
 
     frugal.signal(signal.SIGTERM)
 
     assert await frugal.exited(timeout=15) == 0, frugal.output()
     # Each user is told, where the answer would have gone, that nothing was charged.
     answers = [[call.params["text"] for call in fake_slack.calls_to(f"response_url:{name}")] for name in names]
-    assert answers == [[RESTARTING]] * IN_FLIGHT
+    assert answers == [[RESTARTING]] * len(names)
+    in_threads = fake_slack.calls_to("chat.postMessage")
+    assert sorted((call.params["text"], call.params["thread_ts"]) for call in in_threads) == sorted(
+        (RESTARTING, json.loads(body)["event"]["ts"]) for body, _ in mentions
+    )
     charged = await books(migrated_url)
     # The model was called, and may bill: each call has its row, marked as cut off, priced as unknown.
     assert [(row.outcome, row.attempt, row.cost_usd) for row in charged.rows] == [("interrupted", 1, None)] * IN_FLIGHT
     assert len({row.request_key for row in charged.rows}) == IN_FLIGHT
+    assert {f"event:EvSTOP{i}" for i in range(len(mentions))} <= {row.request_key for row in charged.rows}
     # And every hold is released: the quota counts nothing of them.
     assert (charged.used, charged.reserved, charged.holds) == (0, 0, 0)
     output = frugal.output()
