@@ -39,7 +39,9 @@ async def test_sigterm_finishes_every_request_in_flight_within_the_grace(
     await set_channel_quota(make_settings(migrated_url), "1000 requests/day")
     frugal = await run_frugal(FRUGAL_SHUTDOWN_GRACE="12")
     fake_openai.latency = 3.0
-    names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT)
+    mentions = [event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvDONE{i}") for i in range(4)]
+    assert await asyncio.gather(*(frugal.post(body, kind) for body, kind in mentions)) == [200] * len(mentions)
+    names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT - len(mentions), already=len(mentions))
 
     frugal.signal(signal.SIGTERM)
     # Out of the load balancer at once: while every answer is still on its way.
@@ -47,16 +49,19 @@ async def test_sigterm_finishes_every_request_in_flight_within_the_grace(
     while not statuses or statuses[-1] != 503:
         statuses.append(await frugal.health())
         await asyncio.sleep(0.02)
-    assert not any(fake_slack.calls_to(f"response_url:{name}") for name in names), "503 came only after answers"
+    answered = [call for call in fake_slack.calls if call.method.startswith(("response_url:", "chat.postMessage"))]
+    assert answered == [], "503 came only after answers"
     # A delivery arriving now goes to another process (Slack retries it): nothing here is started for it.
     late_status, late = await frugal.command("/rewrite", "too late")
     assert late_status == 503
 
     assert await frugal.exited(timeout=20) == 0, frugal.output()
-    answers = [fake_slack.calls_to(f"response_url:{name}") for name in names]
-    assert [[call.params["text"] for call in calls] for calls in answers] == [
-        [f"[gpt-4.1-nano] draft number {i}"] for i in range(IN_FLIGHT)
-    ]
+    answers = [[call.params["text"] for call in fake_slack.calls_to(f"response_url:{name}")] for name in names]
+    assert answers == [[f"[gpt-4.1-nano] draft number {i}"] for i in range(len(names))]
+    in_threads = fake_slack.calls_to("chat.postMessage")
+    assert sorted((call.params["text"], call.params["thread_ts"]) for call in in_threads) == sorted(
+        (f"[gpt-4.1-nano] mention {i}", json.loads(body)["event"]["ts"]) for i, (body, _) in enumerate(mentions)
+    )
     assert fake_slack.calls_to(f"response_url:{late}") == []
     assert chat_calls(fake_openai) == IN_FLIGHT
     charged = await books(migrated_url)
