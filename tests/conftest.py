@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -220,6 +221,7 @@ async def start_frugal(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Start Frugal's real web app on 127.0.0.1 with the given database and variables."""
     started: list[tuple[web.AppRunner, Container, aiohttp.ClientSession]] = []
+    workers_before = _sqlite_workers()
 
     async def start(database_url: str, **overrides: str) -> RunningFrugal:
         container = build_container(make_settings(database_url, **overrides))
@@ -239,6 +241,23 @@ async def start_frugal(
         await http.close()
         await runner.cleanup()
         await container.aclose()
+    await _sqlite_workers_end(_sqlite_workers() - workers_before)
+
+
+def _sqlite_workers() -> set[threading.Thread]:
+    """aiosqlite's worker threads (one per connection, named after its target function)."""
+    return {thread for thread in threading.enumerate() if thread.name.endswith("(_connection_worker_thread)")}
+
+
+async def _sqlite_workers_end(workers: set[threading.Thread], timeout: float = 5.0) -> None:
+    """Wait, with the event loop still running, for the aiosqlite threads a test started to end.
+
+    A connection that failed to open (a database file in a missing folder) stops its thread without
+    waiting for it; if the thread gets to its last step only after the test's loop is closed, it dies
+    with "Event loop is closed", which pytest reports against the next test.
+    """
+    for thread in workers:
+        await asyncio.to_thread(thread.join, timeout)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from bot.slack import listeners
 from bot.slack.call_context import missing_field
 from bot.slack.clients import ResponseUrlSession, respond_middleware, web_client
 from bot.slack.deps import SlackDeps, WorkspaceOrgs, attach
-from bot.slack.once import DeliveryClaims, DuplicateDelivery, install_once_only
+from bot.slack.once import DeliveryClaims, install_once_only, once_only
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +66,19 @@ def build_bolt_app(
     elif deps.workspaces is not None:
         app.middleware(remember_grid_org(deps.workspaces))
 
-    @app.error
-    async def on_error(error: Exception, respond: AsyncRespond | None = None) -> None:
-        if isinstance(error, DuplicateDelivery):
-            return  # a retry or duplicate, acknowledged and dropped (logged where the claim was lost)
-        # The one place unexpected errors end: logged by type (never message text), told to the user.
-        log.error("unhandled %s in a Slack listener", type(error).__name__, exc_info=error)
-        if respond is not None and respond.response_url:  # events have none: nowhere to say it
-            await respond(text=UNEXPECTED_ERROR, response_type="ephemeral", replace_original=False)
-
+    app.error(on_error)
     install_once_only(app, deliveries)
-    listeners.register(app)
+    # Registered wrapped, so each delivery is marked done when its listener returns (bot.slack.once).
+    for method, matcher, listener in listeners.LISTENERS:
+        getattr(app, method)(matcher)(once_only(listener, report=on_error))
     return app
+
+
+async def on_error(error: Exception, respond: AsyncRespond | None = None) -> None:
+    """Bolt's error handler, the one place unexpected errors end: logged by type (never message text), told to the user."""
+    log.error("unhandled %s in a Slack listener", type(error).__name__, exc_info=error)
+    if respond is not None and respond.response_url:  # events have none: nowhere to say it
+        await respond(text=UNEXPECTED_ERROR, response_type="ephemeral", replace_original=False)
 
 
 async def people_only(body: dict[str, Any], context: AsyncBoltContext, next: Next) -> BoltResponse | None:  # noqa: A002

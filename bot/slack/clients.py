@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_bolt.context.respond.internals import _build_message
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -23,8 +21,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.internal_utils import get_user_agent
 from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ RATE_LIMIT_RETRIES = 2
 MAX_RETRY_AFTER_S = 30
 # A reset or refused connection is retried with slack_sdk's short backoff (0.5 s, then 1 s).
 CONNECTION_RETRIES = 2
-CONNECTION_BACKOFF_S = 0.5
+# No retry on a 500 or 503: Slack may have posted the message before failing, and a second post is a duplicate.
 
 
 class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
@@ -44,7 +42,7 @@ class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait_s = max_wait_s
 
-    async def _can_retry_async(
+    async def can_retry_async(
         self,
         *,
         state: RetryState,
@@ -52,9 +50,10 @@ class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if response is None or response.status_code != 429:
+        """slack_sdk's answer (a 429, retries left), and no if Slack asks for a longer wait than max_wait_s."""
+        if not await super().can_retry_async(state=state, request=request, response=response, error=error):
             return False
-        return retry_after_seconds(response.headers) <= self.max_wait_s
+        return response is not None and retry_after_seconds(response.headers) <= self.max_wait_s
 
     async def prepare_for_next_attempt_async(
         self,
@@ -64,7 +63,8 @@ class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
-        # As slack_sdk's, but a fractional Retry-After ("1.5") does not crash its int() parse.
+        """Sleep Retry-After plus up to a second of jitter, as slack_sdk does, reading a fractional value too."""
+        # slack_sdk's own parse is int(), which raises on a Retry-After of "1.5".
         state.next_attempt_requested = True
         await asyncio.sleep(retry_after_seconds(response.headers) + random.random() if response else 1.0)
         state.increment_current_attempt()
@@ -83,7 +83,7 @@ def retry_after_seconds(headers: Mapping[str, Any]) -> float:
 
 
 def retry_handlers() -> list[AsyncRetryHandler]:
-    """The retry handlers every Frugal Slack client carries."""
+    """The retry handlers every Frugal Slack client carries (Web API and response_url alike)."""
     return [
         AsyncConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
         BoundedRateLimitRetryHandler(),
@@ -97,10 +97,6 @@ def web_client(token: str | None, base_url: str, **options: Any) -> AsyncWebClie
 
 # slack_sdk's own default for a webhook post; a shared session carries it, as slack_sdk sets it per session.
 RESPONSE_URL_TIMEOUT_S = 30
-
-
-# What AsyncWebhookClient sends with every post.
-_WEBHOOK_HEADERS = {"Content-Type": "application/json;charset=utf-8", "User-Agent": get_user_agent()}
 
 
 class ResponseUrlSession:
@@ -129,51 +125,47 @@ class ResponseUrlSession:
 
 
 class RetryingRespond(AsyncRespond):
-    """Bolt's respond(), waiting out a 429 from the response_url as web_client does, instead of dropping the reply."""
+    """Bolt's respond(), posted by slack_sdk's AsyncWebhookClient with Frugal's retry handlers and a shared session."""
 
     def __init__(self, *, sessions: ResponseUrlSession | None = None, **options: Any) -> None:
         super().__init__(**options)
         self._sessions = sessions
 
-    async def __call__(self, text: str | dict = "", **fields: Any) -> WebhookResponse:
-        """Post to the response_url; on 429, wait Retry-After (bounded) and post again."""
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
-            response = await self._post(text, fields)
-            wait = retry_after_seconds(response.headers or {})
-            if response.status_code != 429 or attempt == RATE_LIMIT_RETRIES or wait > MAX_RETRY_AFTER_S:
-                break
-            await asyncio.sleep(wait + random.random())
+    async def __call__(  # noqa: PLR0913 (AsyncRespond's own parameters)
+        self,
+        text: str | dict[str, Any] = "",
+        blocks: Sequence[Any] | None = None,
+        attachments: Sequence[Any] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+        unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WebhookResponse:
+        """Post to the response_url; a 429 is waited out (bounded), a dropped connection retried."""
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        if isinstance(text, dict):
+            message = {"text": "", **text}
+        else:
+            # As Bolt's respond(): text always, the rest only when given (None values are dropped by slack_sdk).
+            message = {
+                "text": text, "blocks": blocks or None, "attachments": attachments or None,
+                "response_type": response_type, "replace_original": replace_original,
+                "delete_original": delete_original, "unfurl_links": unfurl_links, "unfurl_media": unfurl_media,
+                "thread_ts": thread_ts, "metadata": metadata,
+            }
+        client = AsyncWebhookClient(
+            url=self.response_url, timeout=RESPONSE_URL_TIMEOUT_S, proxy=self.proxy, ssl=self.ssl,
+            session=self._sessions.get() if self._sessions is not None else None, retry_handlers=retry_handlers(),
+        )
+        response = await client.send_dict(message)
         if response.status_code >= 400:
             # slack_sdk returns, not raises, on an HTTP error here; the operator should know a reply was lost.
             log.warning("a reply to Slack's response_url was refused (HTTP %d)", response.status_code)
         return response
-
-    async def _post(self, text: str | dict, fields: dict[str, Any]) -> WebhookResponse:
-        session = self._sessions.get() if self._sessions is not None else None
-        if session is None:
-            return await super().__call__(text, **fields)  # Bolt's way: a session opened for this one post
-        if self.response_url is None:
-            raise ValueError("respond is unsupported here as there is no response_url")
-        # Bolt's AsyncRespond opens (and tears down) an aiohttp session per reply; the shared one reuses
-        # connections. The POST is AsyncWebhookClient.send_dict's, without building a client per reply
-        # (it re-reads the proxy environment and the user agent each time: 5% of a reply's CPU, bench/load.py).
-        message = _build_message(**text) if isinstance(text, dict) else _build_message(text=text, **fields)
-        for attempt in range(CONNECTION_RETRIES + 1):
-            try:
-                async with session.post(
-                    self.response_url, data=json.dumps(message), headers=_WEBHOOK_HEADERS, proxy=self.proxy,
-                    ssl=self.ssl,
-                ) as response:
-                    body = (await response.read()).decode("utf-8", errors="replace")
-                    return WebhookResponse(
-                        url=self.response_url, status_code=response.status, body=body, headers=dict(response.headers)
-                    )
-            # A kept-alive connection Slack closed meanwhile: retried as slack_sdk's connection handler does.
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if attempt == CONNECTION_RETRIES:
-                    raise
-                await asyncio.sleep(CONNECTION_BACKOFF_S * 2**attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def respond_middleware(sessions: ResponseUrlSession) -> Callable[..., Awaitable[None]]:

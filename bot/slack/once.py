@@ -5,26 +5,34 @@ balancer) finds its key taken and is acknowledged with nothing else done: no mod
 no charge. The key is the listeners' request key, so a delivery and its ledger rows share it.
 Slack's X-Slack-Retry-Num / X-Slack-Retry-Reason headers are only logged: the key decides.
 
+Two public Bolt pieces do it: a global middleware (`install_once_only`) starts the claim, and each
+listener is registered wrapped by `once_only`, which marks the delivery done when it returns.
+Bolt's `next()` only lets the request go on (the listener runs later, in a task of its own), so the
+wrapper, not the middleware, is where a listener's end is known.
+
 Most deliveries are claimed before their listener runs (and so before the ack): a claim that fails
 answers HTTP 500, and Slack retries an event later. The commands of ACKED_FIRST, whose listeners
 ack before doing anything (the model calls' hot path), are claimed while the listener acks: the
-claim's round trip stays off the ack, and the listener's `await ack()` returns only once the claim
-is won; for a duplicate it raises DuplicateDelivery, which ends the listener quietly. A listener
-that writes before it acks (the /frugal admin subcommands) must not be in ACKED_FIRST.
+claim's round trip stays off the ack. Their listener is handed an `ack` that acknowledges at once
+(Bolt's own ack, so Bolt sends it) and returns only once the claim is won; for a duplicate the
+listener ends there, quietly. A listener that writes before it acks (the /frugal admin
+subcommands) must not be in ACKED_FIRST.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.listener.async_listener_completion_handler import AsyncListenerCompletionHandler
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,7 +44,12 @@ MAX_KEY_LENGTH = 255
 ACKED_FIRST = frozenset({"/rewrite", "/classify"})
 # Interactions that carry a trigger_id and start work; options loads and view_closed are answered every time.
 _CLAIMED_INTERACTIONS = frozenset({"block_actions", "message_action", "shortcut", "view_submission"})
-_CONTEXT_KEY = "frugal_delivery_claim"
+# Where the middleware leaves the request's claim for its listener (a custom key of Bolt's context).
+CLAIM_KEY = "frugal_delivery_claim"
+
+Listener = Callable[..., Awaitable[Any]]
+# Tells the user and the operator about an unexpected error (bot.slack.app's error handler).
+ErrorReport = Callable[[Exception, AsyncRespond | None], Awaitable[None]]
 
 
 class DeliveryClaims(Protocol):
@@ -53,6 +66,10 @@ class DeliveryClaims(Protocol):
 
 class DuplicateDelivery(Exception):
     """The delivery was already claimed (a retry or a duplicate): its listener stops, with nothing done."""
+
+
+class ClaimFailed(Exception):
+    """The claim of a delivery acknowledged before it was decided could not be written (the cause says why)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,7 @@ def _delivery(key: str, kind: str) -> Delivery:
 
 
 def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
-    """Make `app` claim every delivery before its listener's work, and mark it done after the listener."""
+    """Add the middleware that claims every delivery; register listeners wrapped by `once_only` to finish them."""
 
     async def claim_delivery(
         body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, next  # noqa: A002 (Bolt's name)
@@ -107,11 +124,11 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
         if delivery is None:
             await next()
             return None
-        claim = _Claim(claims, delivery, context.team_id, request)
-        context[_CONTEXT_KEY] = claim
+        claim = Claim(claims, delivery, context.team_id, request)
+        context[CLAIM_KEY] = claim
         if body.get("command") in ACKED_FIRST and not app.process_before_response:
-            # The listener runs in a task of its own and acks there; the claim runs meanwhile.
-            context["ack"] = _AckThenClaim(claim)
+            # The listener runs in a task of its own and acks there (once_only); the claim runs meanwhile.
+            claim.acked_first = True
             await next()
             return None
         # A database error propagates: Bolt's error handler tells the user, and Slack may retry an event.
@@ -124,11 +141,72 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
         return None
 
     app.middleware(claim_delivery)
-    # Bolt calls its completion handler once a listener has returned (or raised), after the ack.
-    app.listener_runner.listener_completion_handler = _FinishDelivery(claims)
 
 
-class _Claim:
+def once_only(listener: Listener, report: ErrorReport) -> Listener:
+    """`listener` for Bolt to run: acked-first commands wait for their claim after the ack; the claim is finished last.
+
+    An exception raised after the ack goes to `report` (the app's error handler) rather than to Bolt,
+    whose runner would take back the ack if it has not sent it yet (a listener failing within
+    milliseconds of its ack). The wrapper asks Bolt for what `listener` asks for, plus `ack` and
+    `context` (Bolt injects a listener's arguments by the names its signature gives).
+    """
+    signature = inspect.signature(listener)
+    wanted = signature.parameters
+    # Positional-or-keyword with a default: Bolt reads the names getfullargspec lists as `args`.
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        for name in ("ack", "context")
+        if name not in wanted
+    ]
+
+    async def run(**injected: Any) -> None:
+        context: AsyncBoltContext = injected["context"]
+        given: AsyncAck = injected["ack"]
+        arguments = {name: value for name, value in injected.items() if name in wanted}
+        claim = context.get(CLAIM_KEY)
+        claim = claim if isinstance(claim, Claim) else None
+        try:
+            if claim is not None and claim.acked_first:
+                ack = _ack_then_claim(given, claim)
+                if "ack" in wanted:
+                    arguments["ack"] = ack
+                else:  # a listener that never acks: acknowledged here, and run once the claim is won
+                    await ack()
+            await listener(**arguments)
+        except DuplicateDelivery:
+            return  # acknowledged, nothing else done; logged where the claim was lost
+        except Exception as err:
+            if given.response is None:
+                raise  # not acknowledged: Bolt answers HTTP 500 and its error handler runs
+            # Reported here, not raised to Bolt: its runner withdraws an ack it has not sent yet when a listener raises.
+            await report(err.__cause__ if isinstance(err, ClaimFailed) and err.__cause__ else err, context.respond)
+        finally:
+            if claim is not None:
+                await claim.finish()
+
+    run.__signature__ = signature.replace(parameters=[*wanted.values(), *extra])  # type: ignore[attr-defined]
+    run.__name__, run.__qualname__, run.__module__ = listener.__name__, listener.__qualname__, listener.__module__
+    run.__doc__ = listener.__doc__
+    return run
+
+
+def _ack_then_claim(ack: AsyncAck, claim: Claim) -> Callable[..., Awaitable[BoltResponse]]:
+    async def ack_then_claim(*args: Any, **kwargs: Any) -> BoltResponse:
+        """Acknowledge (Bolt sends it at once); return when the claim is won, raise DuplicateDelivery when it is not."""
+        response = await ack(*args, **kwargs)
+        try:
+            await claim.won()
+        except DuplicateDelivery:
+            raise
+        except Exception as err:
+            raise ClaimFailed(claim.delivery.kind) from err
+        return response
+
+    return ack_then_claim
+
+
+class Claim:
     """One delivery's claim, started at once; won() waits for it and raises DuplicateDelivery when it is taken.
 
     It holds no reference to the request's context (the context holds it): no reference cycle, so a
@@ -138,6 +216,8 @@ class _Claim:
     def __init__(self, claims: DeliveryClaims, delivery: Delivery, team_id: str | None, request: AsyncBoltRequest) -> None:
         self.delivery = delivery
         self.held = False
+        self.acked_first = False
+        self._claims = claims
         self._retry = (_header(request, "x-slack-retry-num"), _header(request, "x-slack-retry-reason"))
         self._task = asyncio.create_task(claims.claim(delivery.key, team_id=team_id, kind=delivery.kind))
         # Retrieved here too, so a claim nobody waits for (a listener that failed first) logs no warning.
@@ -150,57 +230,21 @@ class _Claim:
             raise DuplicateDelivery(self.delivery.key)
         self.held = True
 
-
-def _retrieve(task: asyncio.Task[int | None]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-class _AckThenClaim(AsyncAck):
-    """ack() that sets the response at once (Bolt sends it), then waits for the delivery's claim before returning."""
-
-    _response: BoltResponse | None = None
-
-    def __init__(self, claim: _Claim) -> None:
-        super().__init__()
-        self._claim = claim
-
-    @property  # type: ignore[override]
-    def response(self) -> BoltResponse | None:
-        """The acknowledgement Bolt sends to Slack."""
-        return self._response
-
-    @response.setter
-    def response(self, value: BoltResponse | None) -> None:
-        # Bolt's listener runner resets the response to None when a listener raises after acking (here:
-        # a lost or failed claim); the ack was given and Slack must still get it, or it shows an error.
-        if value is not None or self._response is None:
-            self._response = value
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
-        """Acknowledge; return when the claim is won, raise DuplicateDelivery when it is not."""
-        response = await super().__call__(*args, **kwargs)
-        await self._claim.won()
-        return response
-
-
-class _FinishDelivery(AsyncListenerCompletionHandler):
-    """Marks the request's delivery done once its listener has finished."""
-
-    def __init__(self, claims: DeliveryClaims) -> None:
-        self._claims = claims
-
-    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
-        """Mark the delivery claimed for this request done."""
-        claim = request.context.get(_CONTEXT_KEY)
-        if not isinstance(claim, _Claim) or not claim.held:
+    async def finish(self) -> None:
+        """Mark the delivery done if this process held it; a failure is only logged."""
+        if not self.held:
             return
         try:
-            await self._claims.finish(claim.delivery.key)
+            await self._claims.finish(self.delivery.key)
         except (SQLAlchemyError, OSError) as err:
             # The user already has the answer; only a Slack retry after the lease could run the request again.
             log.warning("could not mark a Slack delivery done (%s); a retry after its lease would run again",
                         type(err).__name__)
+
+
+def _retrieve(task: asyncio.Task[int | None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _header(request: AsyncBoltRequest, name: str) -> str:

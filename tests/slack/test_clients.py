@@ -150,3 +150,23 @@ async def test_replies_share_one_session_until_it_is_closed(fake_slack):
     assert shared.closed and sessions.get() is None
     late = await RetryingRespond(response_url=fake_slack.response_url("r5"), sessions=sessions)(text="late")
     assert late.status_code == 200, "a reply after shutdown still goes out, on a session of its own"
+
+
+async def test_respond_sends_bolts_fields_with_blocks_as_json_and_leaves_out_the_unset(fake_slack):
+    from slack_sdk.models.blocks import SectionBlock
+
+    respond = RetryingRespond(response_url=fake_slack.response_url("r6"))
+
+    await respond(text="fallback", blocks=[SectionBlock(text="*hi*")], thread_ts="1700.1", response_type="ephemeral")
+    await respond(delete_original=True)
+
+    first, second = fake_slack.calls_to("response_url:r6")
+    assert first.params["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
+    assert (first.params["text"], first.params["thread_ts"], first.params["response_type"]) == ("fallback", "1700.1", "ephemeral")
+    assert "replace_original" not in first.params and "delete_original" not in first.params
+    assert second.params == {"text": "", "delete_original": True}
+
+
+async def test_respond_without_a_response_url_says_so():
+    with pytest.raises(ValueError, match="no response_url"):
+        await RetryingRespond(response_url=None)(text="lost")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -16,6 +15,7 @@ from bot.ports.quota_store import Scope
 from bot.services.errors import EmptyInput
 from bot.services.quota_spec import parse_limit
 from bot.slack.failures import failure_text, quota_refusal
+from tests.bolt_tasks import settle_listeners
 
 DATE_TOKEN = re.compile(r"<!date\^(\d+)\^\{date_short_pretty\} at \{time\}\|(\d{4}-\d\d-\d\d \d\d:\d\d UTC)>")
 DEC_1 = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -58,7 +58,7 @@ async def test_classify_over_the_default_usd_quota_is_refused_the_same_way(fruga
     assert answer.params["text"].startswith(":no_entry: The workspace's default per-channel quota of *$0.000001 per month*")
     assert "$0.00 of $0.000001 used, with only $0.000001 left, less than this request may need" in answer.params["text"]
     assert DATE_TOKEN.search(answer.params["text"])
-    await asyncio.sleep(0.1)
+    await settle_listeners()
     assert fake_openai.requests == []
 
 

@@ -20,7 +20,7 @@ from bot.infra.db.tables import LedgerRow
 from bot.slack.app import UNEXPECTED_ERROR
 from bot.slack.clients import ResponseUrlSession
 from bot.slack.listeners import LISTENERS
-from bot.slack.once import ACKED_FIRST, MAX_KEY_LENGTH, Delivery, DuplicateDelivery, delivery_of, install_once_only
+from bot.slack.once import ACKED_FIRST, MAX_KEY_LENGTH, Delivery, delivery_of, install_once_only, once_only
 from slack_bolt.authorization import AuthorizeResult
 from tests.bolt_tasks import settle_listeners
 from tests.slack.button_values import stored_button
@@ -106,13 +106,15 @@ def test_each_command_claimed_beside_its_ack_acks_before_anything_else():
 class _HeldClaims:
     """Claims the test decides: each waits until released, then answers ``outcome`` (or raises it)."""
 
-    def __init__(self, outcome: int | None | Exception) -> None:
+    def __init__(self, outcome: int | None | Exception, log: list[str] | None = None) -> None:
         self.outcome = outcome
         self.release = asyncio.Event()
         self.finished: list[str] = []
+        self.log = log if log is not None else []
 
     async def claim(self, key: str, *, team_id: str | None, kind: str) -> int | None:
         await self.release.wait()
+        self.log.append("claim decided")
         if isinstance(self.outcome, Exception):
             raise self.outcome
         return self.outcome
@@ -121,22 +123,25 @@ class _HeldClaims:
         self.finished.append(key)
 
 
-def _command_app(claims: _HeldClaims, worked: list[str], errors: list[Exception]) -> AsyncApp:
+def _command_app(claims, worked: list[str], errors: list[Exception], *, fail: Exception | None = None) -> AsyncApp:
     async def authorize(**_: object) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=None, team_id="T0001", bot_token="xoxb-unit", bot_user_id="UBOT", bot_id="B1")
 
+    async def on_error(error: Exception, respond=None) -> None:
+        errors.append(error)
+
     app = AsyncApp(signing_secret="s", authorize=authorize, request_verification_enabled=False)
+    app.error(on_error)
     install_once_only(app, claims)
 
-    @app.command("/rewrite")
+    # No `context` parameter: the wrapper asks Bolt for it on its own.
     async def listener(ack, command) -> None:
         await ack(text="working on it")
         worked.append(command["trigger_id"])
+        if fail is not None:
+            raise fail
 
-    @app.error
-    async def on_error(error: Exception) -> None:
-        errors.append(error)
-
+    app.command("/rewrite")(once_only(listener, report=on_error))
     return app
 
 
@@ -146,30 +151,46 @@ async def _dispatch_command(app: AsyncApp, trigger_id: str):
 
 
 async def test_a_command_is_acknowledged_before_its_claim_is_decided():
-    claims, worked, errors = _HeldClaims(outcome=1), [], []
+    log: list[str] = []
+    claims, worked, errors = _HeldClaims(outcome=1, log=log), log, []
     app = _command_app(claims, worked, errors)
 
-    response = await _dispatch_command(app, "1.2.held")
+    # Bounded, so an ack that waited for the claim fails here instead of hanging the suite.
+    response = await asyncio.wait_for(_dispatch_command(app, "1.2.held"), timeout=10)
 
+    # The ack is out while the claim is held: the listener has acked and now waits in its ack().
     assert (response.status, response.body) == (200, "working on it")
-    await asyncio.sleep(0.05)
-    assert worked == [], "nothing after the ack runs before the claim is won"
     claims.release.set()
     await settle_listeners()
-    assert (worked, claims.finished, errors) == (["1.2.held"], ["command:1.2.held"], [])
+    assert log == ["claim decided", "1.2.held"], "nothing after the ack runs before the claim is won"
+    assert (claims.finished, errors) == (["command:1.2.held"], [])
 
 
-async def test_a_command_whose_claim_is_lost_is_acknowledged_and_does_nothing():
+async def test_a_command_whose_claim_is_lost_is_acknowledged_and_does_nothing(caplog):
     claims, worked, errors = _HeldClaims(outcome=None), [], []
     claims.release.set()  # decided at once: Bolt must still send the ack the listener gave
     app = _command_app(claims, worked, errors)
+    caplog.set_level("INFO", logger="bot.slack.once")
 
     response = await _dispatch_command(app, "1.2.lost")
 
     assert (response.status, response.body) == (200, "working on it")
     await settle_listeners()
-    assert worked == [] and claims.finished == []
-    assert [type(e) for e in errors] == [DuplicateDelivery]
+    assert worked == [] and claims.finished == [] and errors == []
+    assert "duplicate command delivery dropped" in caplog.text
+
+
+async def test_a_listener_that_raises_still_has_its_delivery_marked_done():
+    claims, worked, errors = _HeldClaims(outcome=1), [], []
+    claims.release.set()
+    app = _command_app(claims, worked, errors, fail=RuntimeError("listener bug"))
+
+    response = await _dispatch_command(app, "1.2.bug")
+
+    assert (response.status, response.body) == (200, "working on it")
+    await settle_listeners()
+    assert worked == ["1.2.bug"] and claims.finished == ["command:1.2.bug"]
+    assert [type(e) for e in errors] == [RuntimeError], "the error handler still hears of it"
 
 
 async def test_a_claim_that_fails_still_sends_the_ack_and_reaches_the_error_handler():
@@ -199,11 +220,11 @@ async def _ledger(frugal) -> list[LedgerRow]:
 
 
 async def _settled(frugal, count: int = 1) -> list[DeliveryRow]:
-    """Wait until `count` deliveries are marked done, then a little more, so a wrongly started second run shows."""
+    """Wait until `count` deliveries are marked done, then for every listener left, so a wrongly started second run shows."""
     for _ in range(500):
         rows = await _deliveries(frugal)
         if sum(row.state == "done" for row in rows) >= count:
-            await asyncio.sleep(0.3)
+            await settle_listeners()
             return await _deliveries(frugal)
         await asyncio.sleep(0.02)
     raise AssertionError(f"deliveries not done: {[(r.key, r.state) for r in await _deliveries(frugal)]}")
@@ -300,7 +321,7 @@ async def test_a_retry_is_dropped_while_another_replica_holds_the_lease(frugal, 
     retry = await frugal.post(body, content_type, headers=RETRY)
 
     assert retry.status == 200
-    await asyncio.sleep(0.5)
+    await settle_listeners()
     assert fake_openai.requests == []
     assert fake_slack.calls_to("chat.postMessage") == []
     [row] = await _deliveries(frugal)
@@ -391,7 +412,7 @@ async def test_a_database_error_while_claiming_fails_visibly_and_calls_no_model(
     assert told.params["text"] == UNEXPECTED_ERROR
     event_body, event_type = event_callback(app_mention_event("<@UBOT> rewrite hi"))
     assert (await frugal.post(event_body, event_type)).status == 500, "Slack retries an event it got an error for"
-    await asyncio.sleep(0.3)
+    await settle_listeners()
     assert fake_openai.requests == []
     assert fake_slack.calls_to("chat.postMessage") == []
 
@@ -405,7 +426,7 @@ async def test_a_delivery_whose_listener_raised_is_done_and_its_retry_dropped(fr
     retry = await frugal.post(body, content_type, headers=RETRY)
 
     assert retry.status == 200
-    await asyncio.sleep(0.3)
+    await settle_listeners()
     assert (row.key, row.state) == ("event:EvGONE", "done")
     assert len(fake_openai.requests) == 1
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
