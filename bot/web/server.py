@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -30,12 +30,19 @@ _MAX_TIMESTAMP_DIGITS = 12
 
 
 def build_web_app(
-    bolt: FrugalApp, engine: AsyncEngine, metrics: Metrics | None = None, *, stopping: asyncio.Event | None = None
+    bolt: FrugalApp,
+    engine: AsyncEngine,
+    metrics: Metrics | None = None,
+    *,
+    stopping: asyncio.Event | None = None,
+    socket_connected: Callable[[], Awaitable[bool]] | None = None,
 ) -> web.Application:
     """Serve Bolt on /slack/events, the database health on /healthz and, given metrics, /metrics.
 
     Once ``stopping`` is set (a graceful stop), /healthz and every new delivery answer 503, so a load
-    balancer takes this process out and Slack delivers its retries to another.
+    balancer takes this process out and Slack delivers its retries to another. In Socket Mode,
+    ``socket_connected`` (the Socket Mode client's ``is_connected``) makes /healthz report the socket
+    too: a process whose socket is down receives nothing from Slack, however healthy its database.
     """
 
     async def slack_events(request: web.Request) -> web.Response:
@@ -56,13 +63,18 @@ def build_web_app(
     async def healthz(_request: web.Request) -> web.Response:
         if stopping is not None and stopping.is_set():
             return web.json_response({"status": "stopping", "detail": "finishing the requests in flight"}, status=503)
+        report = {"database": "up"}
         try:
             await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
         # Whatever the driver raises, the answer is the same: the database is down, and we say so.
         except Exception as err:  # noqa: BLE001
             log.warning("health check: database down (%s)", type(err).__name__)
-            return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-        return web.json_response({"status": "ok", "database": "up"})
+            report["database"] = "down"
+        if socket_connected is not None:
+            report["socket"] = "connected" if await socket_connected() else "disconnected"
+        if "down" in report.values() or report.get("socket") == "disconnected":
+            return web.json_response({"status": "unavailable", **report}, status=503)
+        return web.json_response({"status": "ok", **report})
 
     app = web.Application()
     app.router.add_post("/slack/events", slack_events)
