@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -16,8 +17,17 @@ from typing import Any, Protocol
 from bot.catalog import TokenUsage
 from bot.ports.chat import TokenLogprob
 from bot.ports.classify_cache import CachedLabel, ClassifyCache
-from bot.ports.completion import CallContext, Completer, Completion, CompletionRequest, accepted
+from bot.ports.completion import (
+    CallContext,
+    Completer,
+    Completion,
+    CompletionRequest,
+    accepted,
+)
+from bot.ports.store import StoreUnavailable
 from bot.services.errors import InvalidInput, check_text
+
+log = logging.getLogger(__name__)
 
 # What team messages usually are, when neither the command nor the channel names labels.
 DEFAULT_LABELS: tuple[str, ...] = ("question", "request", "bug report", "feedback", "announcement", "other")
@@ -194,6 +204,15 @@ class ClassifyService:
         """Go back to the default labels in this channel; True when it had its own."""
         return await self._labels.clear(team_id, channel_id)
 
+    async def _cached(self, key: str) -> CachedLabel | None:
+        if self._cache is None:
+            return None
+        try:
+            return await self._cache.get(key, self._clock() - CACHE_FOR)
+        except StoreUnavailable:
+            # Asked as if never seen: the quota gate, which needs the database too, decides what happens next.
+            return None
+
     async def classify(self, ctx: CallContext, text: str, labels: Sequence[str] | None = None) -> Classification:
         """Pick exactly one label for `text`; raises InvalidInput or CompletionFailed."""
         text, given = self.validate(text, labels)
@@ -213,19 +232,22 @@ class ClassifyService:
             service_tier=self._service_tier,
         )
         key = cache_key(ctx.team_id, chosen, text)
-        if self._cache is not None:
-            hit = await self._cache.get(key, self._clock() - CACHE_FOR)
-            if hit is not None and hit.label in chosen:
-                return Classification(
-                    label=hit.label, labels=chosen, source=source, confidence=hit.confidence, match="exact",
-                    completion=_from_cache(hit), cached=True,
-                )
+        hit = await self._cached(key)
+        if hit is not None and hit.label in chosen:
+            return Classification(
+                label=hit.label, labels=chosen, source=source, confidence=hit.confidence, match="exact",
+                completion=_from_cache(hit), cached=True,
+            )
         completion = accepted(await self._completer.complete(ctx, request), "classify")
         label, match = parse_label(completion.text, chosen)
         confidence = label_confidence(completion.text, label, completion.logprobs) if match == "exact" else None
         if self._cache is not None and match == "exact":
             # Only a clear answer is worth repeating; a "closest" guess is asked again next time.
-            await self._cache.put(key, ctx.team_id, CachedLabel(label, confidence, completion.served_model, self._clock()))
+            try:
+                await self._cache.put(key, ctx.team_id, CachedLabel(label, confidence, completion.served_model, self._clock()))
+            except StoreUnavailable:
+                # The answer is paid for: it is given, and simply not remembered.
+                log.warning("classify answer not cached: the database is unreachable")
         return Classification(
             label=label, labels=chosen, source=source, confidence=confidence, match=match, completion=completion
         )

@@ -15,10 +15,14 @@ NOT_A_MEMBER_ERRORS = frozenset({"not_in_channel", "channel_not_found"})
 POST_REWRITE_ACTION = "rewrite_post"
 STYLE_ACTION_PREFIX = "rewrite_style_"
 POST_IN_THREAD_ACTION = "post_in_thread"
+# Where the buttons' text could not be kept (the database is away): the answer is shown without them.
+NO_BUTTONS = "_Buttons are unavailable for a moment; copy the text instead._"
 
 
-def rewrite_result(rewrite: Rewrite, button_id: str) -> list[Block]:
+def rewrite_result(rewrite: Rewrite, button_id: str | None) -> list[Block]:
     """The ephemeral answer to /rewrite: all of the text, what it cost, and the buttons (which carry only `button_id`)."""
+    if button_id is None:
+        return [*kit.sections(rewrite.text), kit.context(_footer(rewrite.completion, f"style: {rewrite.style}")), kit.context(NO_BUTTONS)]
     post = kit.button("Post to channel", POST_REWRITE_ACTION, button_id, style="primary")
     others = [kit.button(name.capitalize(), STYLE_ACTION_PREFIX + name, button_id) for name in STYLES if name != rewrite.style]
     return [
@@ -45,13 +49,15 @@ def thread_answer(text: str, completion: Completion, label: str, user_id: str) -
     return [*kit.sections(text), kit.context(_footer(completion, f"{label} · for <@{user_id}>"))]
 
 
-def private_answer(text: str, completion: Completion, label: str, button_id: str) -> list[Block]:
+def private_answer(text: str, completion: Completion, label: str, button_id: str | None) -> list[Block]:
     """An answer only the caller sees, with a "Post in thread" button."""
     return [*kit.sections(text), kit.context(_footer(completion, label)), *post_in_thread_button(button_id)]
 
 
-def post_in_thread_button(button_id: str) -> list[Block]:
-    """The "Post in thread" button, carrying only `button_id`."""
+def post_in_thread_button(button_id: str | None) -> list[Block]:
+    """The "Post in thread" button, carrying only `button_id` (a line saying it is unavailable for None)."""
+    if button_id is None:
+        return [kit.context(NO_BUTTONS)]
     return [kit.actions("post_in_thread", [kit.button("Post in thread", POST_IN_THREAD_ACTION, button_id, style="primary")])]
 
 

@@ -3,6 +3,7 @@ who asked may press it, in the conversation where they asked, and only to post w
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ports.button_texts import ButtonText, ButtonTexts
+from bot.ports.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _KEY = "frugal_buttons"
 # What conversations.members answers where Frugal cannot list the members (a DM; a channel it is not in).
@@ -45,9 +49,16 @@ def buttons_of(context: AsyncBoltContext) -> ButtonTexts:
     return context[_KEY]
 
 
-async def keep(context: AsyncBoltContext, entry: ButtonText) -> str:
-    """Keep what an answer's buttons act on; returns the id the buttons carry."""
-    return await buttons_of(context).put(entry)
+async def keep(context: AsyncBoltContext, entry: ButtonText) -> str | None:
+    """Keep what an answer's buttons act on; returns the id the buttons carry, or None while the database is away.
+
+    The answer was paid for by then: it is shown without buttons rather than lost.
+    """
+    try:
+        return await buttons_of(context).put(entry)
+    except StoreUnavailable:
+        log.warning("answer shown without buttons: the database is unreachable")
+        return None
 
 
 async def pressed(context: AsyncBoltContext, body: dict[str, Any], action: dict[str, Any], stale: str) -> ButtonText:

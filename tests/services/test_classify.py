@@ -25,6 +25,7 @@ from bot.services.classify import (
     label_schema,
     parse_label,
 )
+from bot.ports.store import StoreUnavailable
 from bot.services.errors import EmptyInput, InputTooLong
 from tests.fakes.openai_server import Reply
 
@@ -252,3 +253,35 @@ async def test_bad_input_is_refused_before_any_model_call(parts, fake_openai, te
         await make_service(parts).classify(CTX, text, labels)
 
     assert fake_openai.requests == []
+
+
+class _AwayCache:
+    """A classify cache whose database is away: every call raises StoreUnavailable."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def get(self, key, since):
+        self.calls.append("get")
+        raise StoreUnavailable("away")
+
+    async def put(self, key, team_id, entry):
+        self.calls.append("put")
+        raise StoreUnavailable("away")
+
+    async def purge(self, before):
+        raise StoreUnavailable("away")
+
+
+async def test_with_the_cache_away_the_paid_answer_is_still_given(parts, fake_openai):
+    model, sessions = parts
+    router = ModelRouter(model, Catalog.load(), SqlLedger(sessions), ("gpt-4.1-nano",), baseline_model="gpt-4o")
+    cache = _AwayCache()
+    service = ClassifyService(router, SqlChannelLabels(sessions), max_input_chars=2000, cache=cache)
+    fake_openai.script("gpt-4.1-nano", Reply(json.dumps({"label": "bug"}), logprobs=json_tokens("bug", -0.01)))
+
+    result = await service.classify(CTX, "it crashes", LABELS)
+
+    assert (result.label, result.cached) == ("bug", False)
+    assert cache.calls == ["get", "put"]
+    assert len(fake_openai.requests) == 1

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
+from bot.infra.db.engine import unreachable
 from bot.infra.db.sqlite_writers import write_turn
 from bot.ports.button_texts import ButtonText
+from bot.ports.store import StoreUnavailable
 
 # Long enough for an ephemeral answer that stays on screen; the daily job deletes what is older.
 LIFETIME = timedelta(days=1)
@@ -78,8 +80,13 @@ class SqlButtonTexts:
             "created_at": now,
             "expires_at": now + LIFETIME,
         }
-        async with write_turn(self._engine), self._put_engine.begin() as conn:
-            await conn.execute(_INSERT, values)
+        try:
+            async with write_turn(self._engine), self._put_engine.begin() as conn:
+                await conn.execute(_INSERT, values)
+        except Exception as err:
+            if unreachable(err):
+                raise StoreUnavailable("the button texts cannot be written now") from err
+            raise
         return button_id
 
     async def get(self, button_id: str) -> ButtonText | None:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
+from bot.infra.db.engine import unreachable
 from bot.ports.classify_cache import CachedLabel
+from bot.ports.store import StoreUnavailable
 
 
 class ClassifyCacheRow(Base):
@@ -35,17 +37,22 @@ class SqlClassifyCache:
         self._sessions = sessions
 
     async def get(self, key: str, since: datetime) -> CachedLabel | None:
-        """The label stored under `key` at or after `since`, or None."""
-        async with self._sessions() as session:
-            row = await session.scalar(
-                select(ClassifyCacheRow).where(ClassifyCacheRow.key == key, ClassifyCacheRow.created_at >= since)
-            )
+        """The label stored under `key` at or after `since`, or None; raises StoreUnavailable while the database is away."""
+        try:
+            async with self._sessions() as session:
+                row = await session.scalar(
+                    select(ClassifyCacheRow).where(ClassifyCacheRow.key == key, ClassifyCacheRow.created_at >= since)
+                )
+        except Exception as err:
+            if unreachable(err):
+                raise StoreUnavailable("the classify cache cannot be read now") from err
+            raise
         if row is None:
             return None
         return CachedLabel(label=row.label, confidence=row.confidence, served_model=row.served_model, created_at=row.created_at)
 
     async def put(self, key: str, team_id: str, entry: CachedLabel) -> None:
-        """Store (or refresh) the label under `key`."""
+        """Store (or refresh) the label under `key`; raises StoreUnavailable while the database is away."""
         values = {
             "key": key,
             "team_id": team_id,
@@ -54,14 +61,19 @@ class SqlClassifyCache:
             "served_model": entry.served_model,
             "created_at": entry.created_at,
         }
-        async with self._sessions.begin() as session:
-            insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-            statement = insert(ClassifyCacheRow).values(**values)
-            statement = statement.on_conflict_do_update(
-                index_elements=[ClassifyCacheRow.key],
-                set_={k: statement.excluded[k] for k in ("label", "confidence", "served_model", "created_at")},
-            )
-            await session.execute(statement)
+        try:
+            async with self._sessions.begin() as session:
+                insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+                statement = insert(ClassifyCacheRow).values(**values)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[ClassifyCacheRow.key],
+                    set_={k: statement.excluded[k] for k in ("label", "confidence", "served_model", "created_at")},
+                )
+                await session.execute(statement)
+        except Exception as err:
+            if unreachable(err):
+                raise StoreUnavailable("the classify cache cannot be written now") from err
+            raise
 
     async def purge(self, before: datetime) -> int:
         """Forget entries older than `before`; how many."""

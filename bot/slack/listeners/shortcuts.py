@@ -95,8 +95,8 @@ class ShortcutRequest:
             return
         await self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=answer_blocks)
 
-    async def post_button(self, kind: str, text: str) -> str:
-        """Keep what "Post in thread" will post; returns the id its button carries."""
+    async def post_button(self, kind: str, text: str) -> str | None:
+        """Keep what "Post in thread" will post; returns the id its button carries (None: no button for now)."""
         entry = ButtonText(
             team_id=self.team_id, channel_id=self.channel_id, user_id=self.user_id, kind=kind, text=text,
             thread_ts=self.thread_ts,
