@@ -17,6 +17,7 @@ from bot.slack import listeners
 from bot.slack.call_context import missing_field
 from bot.slack.clients import ResponseUrlSession, respond_middleware, web_client
 from bot.slack.deps import SlackDeps, WorkspaceOrgs, attach
+from bot.slack.in_flight import InFlight
 from bot.slack.once import DeliveryClaims, install_once_only, once_only
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class FrugalApp(AsyncApp):
     def __init__(self, *, signing_secret: str, **options: Any) -> None:
         super().__init__(signing_secret=signing_secret, **options)
         self._frugal_signing_secret = signing_secret
+        # The listeners running after their ack, registered by their wrapper (bot.slack.once.once_only).
+        self.in_flight = InFlight()
 
     @property
     def signing_secret(self) -> str:
@@ -70,7 +73,7 @@ def build_bolt_app(
     install_once_only(app, deliveries)
     # Registered wrapped, so each delivery is marked done when its listener returns (bot.slack.once).
     for method, matcher, listener in listeners.LISTENERS:
-        getattr(app, method)(matcher)(once_only(listener, report=on_error))
+        getattr(app, method)(matcher)(once_only(listener, report=on_error, in_flight=app.in_flight))
     return app
 
 

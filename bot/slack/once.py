@@ -37,6 +37,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.slack.in_flight import InFlight
+
 log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
@@ -143,8 +145,11 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
     app.middleware(claim_delivery)
 
 
-def once_only(listener: Listener, report: ErrorReport) -> Listener:
+def once_only(listener: Listener, report: ErrorReport, in_flight: InFlight | None = None) -> Listener:
     """`listener` for Bolt to run: acked-first commands wait for their claim after the ack; the claim is finished last.
+
+    With `in_flight`, the listener's task is registered there while it runs (so a stop can wait for it,
+    or interrupt it and tell its user).
 
     An exception raised after the ack goes to `report` (the app's error handler) rather than to Bolt,
     whose runner would take back the ack if it has not sent it yet (a listener failing within
@@ -156,7 +161,7 @@ def once_only(listener: Listener, report: ErrorReport) -> Listener:
     # Positional-or-keyword with a default: Bolt reads the names getfullargspec lists as `args`.
     extra = [
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-        for name in ("ack", "context")
+        for name in ("ack", "context", "body")
         if name not in wanted
     ]
 
@@ -166,6 +171,8 @@ def once_only(listener: Listener, report: ErrorReport) -> Listener:
         arguments = {name: value for name, value in injected.items() if name in wanted}
         claim = context.get(CLAIM_KEY)
         claim = claim if isinstance(claim, Claim) else None
+        if in_flight is not None:
+            in_flight.started(context, injected.get("body"))
         try:
             if claim is not None and claim.acked_first:
                 ack = _ack_then_claim(given, claim)
@@ -182,6 +189,8 @@ def once_only(listener: Listener, report: ErrorReport) -> Listener:
             # Reported here, not raised to Bolt: its runner withdraws an ack it has not sent yet when a listener raises.
             await report(err.__cause__ if isinstance(err, ClaimFailed) and err.__cause__ else err, context.respond)
         finally:
+            if in_flight is not None and not _cancelling():
+                in_flight.returned()
             if claim is not None:
                 await claim.finish()
 
@@ -189,6 +198,11 @@ def once_only(listener: Listener, report: ErrorReport) -> Listener:
     run.__name__, run.__qualname__, run.__module__ = listener.__name__, listener.__qualname__, listener.__module__
     run.__doc__ = listener.__doc__
     return run
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _ack_then_claim(ack: AsyncAck, claim: Claim) -> Callable[..., Awaitable[BoltResponse]]:

@@ -12,7 +12,7 @@ import pytest
 from bot.catalog import Catalog
 from bot.ports.completion import CallContext, CompletionRequest
 from bot.router.router import ModelRouter
-from bot.runtime import RESTARTING
+from bot.slack.in_flight import RESTARTING
 from tests.fakes.slack_signing import app_mention_event, event_callback
 from tests.faults.process import (
     FrugalProcess,
