@@ -176,3 +176,10 @@ def test_each_kind_of_private_use_is_caught(source):
 )
 def test_public_uses_and_other_libraries_pass(source):
     assert violations(textwrap.dedent(source)) == []
+
+
+def test_bolts_listener_runner_is_left_alone():
+    """Its start and completion handlers are public attributes but no documented hook: bot/slack/in_flight.py
+    tracks listeners from their wrapper instead, and nothing in bot/ reaches into the runner."""
+    touching = [str(path.relative_to(BOT)) for path in BOT.rglob("*.py") if "listener_runner" in path.read_text()]
+    assert touching == []
