@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,6 +17,9 @@ from bot.infra.db.migrate import upgrade
 from bot.scheduler import build_scheduler
 from bot.slack.in_flight import InFlight
 from bot.web.server import build_web_app
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,12 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     in_flight = container.bolt.in_flight
     stopping = asyncio.Event()
     grace = settings.shutdown_grace
+    socket_handler = _socket_handler(container) if socket_mode else None
     runner = web.AppRunner(
-        build_web_app(container.bolt, container.engine, container.metrics, stopping=stopping),
+        build_web_app(
+            container.bolt, container.engine, container.metrics, stopping=stopping,
+            socket_connected=socket_handler.client.is_connected if socket_handler is not None else None,
+        ),
         shutdown_timeout=min(grace, ACK_WINDOW_S),
     )
     await runner.setup()
@@ -57,8 +65,8 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
         gc.set_threshold(*GC_THRESHOLDS)
         await web.TCPSite(runner, "0.0.0.0", port).start()
         log.info("Frugal listening on port %d (%s)", port, "Socket Mode" if socket_mode else "HTTP")
-        if socket_mode:
-            await _serve_socket_mode(container, signals.stop)
+        if socket_handler is not None:
+            await _serve_socket_mode(socket_handler, signals.stop)
         else:
             await signals.stop.wait()
     finally:
@@ -112,10 +120,14 @@ class StopSignals:
         self.stop.set()
 
 
-async def _serve_socket_mode(container: Container, stop: asyncio.Event) -> None:
+def _socket_handler(container: Container) -> AsyncSocketModeHandler:
+    """Bolt's Socket Mode handler for the app; /healthz reports its connection."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    handler = AsyncSocketModeHandler(container.bolt, container.settings.slack_app_token)
+    return AsyncSocketModeHandler(container.bolt, container.settings.slack_app_token)
+
+
+async def _serve_socket_mode(handler: AsyncSocketModeHandler, stop: asyncio.Event) -> None:
     # The SDK retries connecting forever (bad token, Slack unreachable), so a stop must not wait for it.
     connecting = asyncio.create_task(handler.connect_async(), name="socket-mode-connect")
     try:

@@ -69,9 +69,12 @@ async def test_fake_stop_closes_a_connected_socket():
 
 
 def test_frugal_run_socket_serves_rewrite_end_to_end(tmp_path, fake_openai, fake_slack):
-    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    port = _free_port()
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack, port)
     try:
         fake_slack.wait_socket_connected(timeout=30)
+        # /healthz reports the socket too: a process with its socket down gets nothing from Slack.
+        assert _healthz(port) == (200, {"status": "ok", "database": "up", "socket": "connected"})
         payload = _slash_payload("/rewrite", "formal: hi there", response_url=fake_slack.response_url("sock"))
         envelope_id = fake_slack.socket_send("slash_commands", payload)
         fake_slack.wait_for("socket_ack", predicate=lambda c: c.params.get("envelope_id") == envelope_id)
@@ -91,10 +94,13 @@ def test_frugal_run_socket_serves_rewrite_end_to_end(tmp_path, fake_openai, fake
 def test_sigterm_stops_frugal_while_slack_cannot_open_the_socket(tmp_path, fake_openai, fake_slack):
     # Slack failing (not refusing the token) is retried by slack_sdk forever; SIGTERM must still end the process.
     fake_slack.fail("apps.connections.open", status=500, headers={}, body={"ok": False, "error": "fatal_error"}, times=1000)
-    process = _start_socket_mode(tmp_path, fake_openai, fake_slack)
+    port = _free_port()
+    process = _start_socket_mode(tmp_path, fake_openai, fake_slack, port)
     try:
         # The check at start, then the SDK's own attempt: Frugal started and is retrying.
         fake_slack.wait_for("apps.connections.open", count=2, timeout=30)
+        status, body = _healthz(port)
+        assert (status, body.get("socket")) == (503, "disconnected"), body
     finally:
         output = _stop(process)
     assert process.returncode == 0, output
@@ -141,7 +147,29 @@ def test_frugal_run_socket_without_app_token_names_the_variable(tmp_path):
     assert line.startswith("frugal: SLACK_APP_TOKEN:")
 
 
-def _start_socket_mode(tmp_path: Path, fake_openai: FakeOpenAI, fake_slack: FakeSlack) -> subprocess.Popen[str]:
+def _healthz(port: int, timeout: float = 20.0) -> tuple[int, dict]:
+    """GET /healthz of a process that may still be starting: its status and JSON body."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _start_socket_mode(
+    tmp_path: Path, fake_openai: FakeOpenAI, fake_slack: FakeSlack, port: int | None = None
+) -> subprocess.Popen[str]:
     env = _env(
         tmp_path,
         SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -151,7 +179,7 @@ def _start_socket_mode(tmp_path: Path, fake_openai: FakeOpenAI, fake_slack: Fake
         OPENAI_BASE_URL=fake_openai.api_url,
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--socket", "--port", str(_free_port())],
+        [sys.executable, "-m", "bot", "run", "--socket", "--port", str(port or _free_port())],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 
