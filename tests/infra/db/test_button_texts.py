@@ -7,21 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.infra.db.button_texts import LIFETIME, SqlButtonTexts
-from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.engine import make_sessionmaker
 from bot.ports.button_texts import ButtonText
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 ENTRY = ButtonText(team_id="T1", channel_id="C1", user_id="U1", kind="rewrite", text="Hello *all*", original="hi all",
                    thread_ts="1700000000.000100")
-
-
-@pytest.fixture
-async def engines(migrated_url):
-    """Two engines on one database: what two Frugal replicas would have."""
-    engines = [make_engine(migrated_url), make_engine(migrated_url)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
 
 
 async def test_an_entry_is_read_back_by_its_id_on_another_replica(engines):

@@ -33,15 +33,6 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-async def engines(migrated_url):
-    """Two engines on one database: what two Frugal replicas would have."""
-    engines = [make_engine(migrated_url), make_engine(migrated_url)]
-    yield engines
-    for engine in engines:
-        await engine.dispose()
-
-
 @pytest.fixture(params=["shared engine", "own claim pool"])
 async def replicas(request, engines, clock):
     """One store per replica: claiming on the replica's engine, or on a small pool of its own as `frugal run` does."""
