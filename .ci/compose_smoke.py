@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.openai_server import FakeOpenAI
-from tests.fakes.slack_server import FakeSlack
-from tests.fakes.slack_signing import sign_request, slash_command
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402 (after the checkout is on sys.path)
+from tests.fakes.slack_server import FakeSlack  # noqa: E402 (after the checkout is on sys.path)
+from tests.fakes.slack_signing import sign_request, slash_command  # noqa: E402 (after the checkout is on sys.path)
 
 COMPOSE = ["docker-compose", "-p", "frugal-smoke", "-f", "compose.yaml", "-f", "compose.host.yaml"]
 REPLICAS = {"frugal-1": 3101, "frugal-2": 3102}

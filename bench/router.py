@@ -137,7 +137,7 @@ async def primary_down(fake: FakeOpenAI, requests: int) -> tuple[list[float], li
         before = []
         for _ in range(requests):
             fresh = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model=catalog.baseline_model)
-            before.append(await _timed(lambda: fresh.complete(CTX, REQUEST)))
+            before.append(await _timed(lambda fresh=fresh: fresh.complete(CTX, REQUEST)))
         cooled = ModelRouter(chat, catalog, NoLedger(), CHAIN, baseline_model=catalog.baseline_model)
         await cooled.complete(CTX, REQUEST)  # two failures
         await cooled.complete(CTX, REQUEST)  # the third: cooled down

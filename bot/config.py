@@ -268,7 +268,7 @@ def _models(value: str) -> tuple[str, ...]:
 
 def _admins(value: str) -> frozenset[str]:
     admins = {a.strip() for a in value.split(",") if a.strip()}
-    bad = sorted(a for a in admins if not a.isalnum() or not a[0] in "UW")
+    bad = sorted(a for a in admins if not a.isalnum() or a[0] not in "UW")
     if bad:
         raise ConfigError(f"FRUGAL_ADMINS: not Slack user IDs: {', '.join(bad)} (use IDs like U0123ABCD, comma-separated)")
     return frozenset(admins)

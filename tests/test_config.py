@@ -176,7 +176,7 @@ CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"
 def _example() -> dict[str, str]:
     entries: dict[str, str] = {}
     lines = (ROOT / ".env.example").read_text().splitlines()
-    for before, line in zip(["", *lines], lines):
+    for before, line in zip(["", *lines], lines, strict=False):
         if match := re.fullmatch(r"#? ?([A-Z][A-Z0-9_]+)=(.*)", line):
             name, value = match.groups()
             assert name not in entries, f"{name} is listed twice"

@@ -152,7 +152,7 @@ def _table(table: UsageTable) -> Table:
         grid.add_column("Team", footer="", no_wrap=True)
     grid.add_column("Channel", footer="Total", no_wrap=True)
     grid.add_column("Model", footer="", overflow="fold")
-    for name, footer in zip(("Requests", "Tokens in", "Cached", "Tokens out", "Cost", "Failed"), _cells(table.total)[1:]):
+    for name, footer in zip(("Requests", "Tokens in", "Cached", "Tokens out", "Cost", "Failed"), _cells(table.total)[1:], strict=True):
         grid.add_column(name, footer=footer, justify="right", no_wrap=name != "Cost", overflow="fold")
     for team, channel_id, line in table.lines:
         grid.add_row(*([team] if teams else []), channel_id, *_cells(line))

@@ -125,7 +125,7 @@ class Metrics:
         if entry.outcome != "error":
             counts = (entry.prompt_tokens, entry.cached_tokens, entry.completion_tokens,
                       entry.reasoning_tokens, entry.cache_write_tokens)
-            for kind, count in zip(TOKEN_KINDS, counts):
+            for kind, count in zip(TOKEN_KINDS, counts, strict=True):
                 self._tokens.labels(task, model, kind).inc(max(count, 0))
         if entry.cost_usd is not None and entry.cost_usd > 0:
             self._cost.labels(task, model).inc(float(entry.cost_usd))

@@ -69,11 +69,11 @@ def chart_figure(digest: Digest) -> Figure | None:
     for model in models:
         heights = [float(day.by_model.get(model, 0)) for day in days]
         bars = axes.bar(positions, heights, bottom=bottom, label=model)
-        for bar, day in zip(bars.patches, days):
+        for bar, day in zip(bars.patches, days, strict=True):
             if day.partial:
                 bar.set_hatch(PARTIAL_HATCH)
                 bar.set_alpha(PARTIAL_ALPHA)
-        bottom = [b + h for b, h in zip(bottom, heights)]
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     # Each day's total on top of its stack (the last model's bars end where the stack does).
     axes.bar_label(bars, labels=[money(day.total) if day.total else "" for day in days], padding=2, fontsize="small")
     axes.set_xticks(positions, [day.label for day in days])

@@ -12,14 +12,14 @@ CATALOG = Catalog.load()
 @pytest.mark.parametrize("model_id", REFERENCE_WH)
 def test_fit_is_exact(model_id):
     fixed, a, b = fit(REFERENCE_WH[model_id])
-    for (inp, out), wh in zip(SHAPES, REFERENCE_WH[model_id]):
+    for (inp, out), wh in zip(SHAPES, REFERENCE_WH[model_id], strict=True):
         assert fixed + a * inp + b * out == Fraction(wh)
 
 
 @pytest.mark.parametrize("model_id", REFERENCE_WH)
 def test_catalog_reproduces_reference_shapes(model_id):
     energy = CATALOG.get(model_id).energy
-    for (inp, out), wh in zip(SHAPES, REFERENCE_WH[model_id]):
+    for (inp, out), wh in zip(SHAPES, REFERENCE_WH[model_id], strict=True):
         assert estimate_wh(energy, TokenUsage(prompt_tokens=inp, completion_tokens=out)) == pytest.approx(
             float(wh), abs=1e-9
         )

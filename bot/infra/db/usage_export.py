@@ -99,7 +99,7 @@ def _bucket(dialect: str, bounds: Sequence[datetime]) -> ColumnElement:
     ]
     if len(segments) == 1:
         return thens[0]
-    return case(*[(L.created_at < upper, then) for (_, _, upper), then in zip(segments[:-1], thens)], else_=thens[-1])
+    return case(*[(L.created_at < upper, then) for (_, _, upper), then in zip(segments[:-1], thens, strict=False)], else_=thens[-1])
 
 
 def _segments(bounds: Sequence[datetime]) -> list[tuple[int, int | None, datetime]]:
