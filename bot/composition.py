@@ -31,7 +31,7 @@ from bot.ports.model_status import RetiredModels
 from bot.router.router import ModelRouter
 from bot.services.classify import ClassifyService
 from bot.services.digest import DigestBuilder, DigestService
-from bot.services.digest_chart import daily_cost_chart
+from bot.slack.digest_chart import daily_cost_chart
 from bot.services.home import HomeService
 from bot.services.lifecycle import LifecycleService, resolve_baseline
 from bot.services.quota import QuotaService

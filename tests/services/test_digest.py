@@ -14,7 +14,7 @@ from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.services.digest import DigestBuilder, DigestService, Frequency
-from bot.services.digest_chart import daily_cost_chart
+from bot.slack.digest_chart import daily_cost_chart
 from bot.slack.digest_publisher import SlackDigestPublisher, static_token
 from tests.conftest import BOT_TOKEN
 from tests.infra.db.digest_seed import row, seed

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.services.digest import PublishFailed
-from bot.services.digest_chart import daily_cost_chart
+from bot.slack.digest_chart import daily_cost_chart
 from bot.slack.digest_publisher import SlackDigestPublisher, static_token
 from tests.conftest import BOT_TOKEN
 from tests.slack.digest_sample import sample_digest

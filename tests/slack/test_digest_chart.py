@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from bot.services.digest import DigestPeriod, Frequency
-from bot.services.digest_chart import PARTIAL_HATCH, chart_days, chart_figure, money
-from tests.services.digest_chart_sample import NOW, TZ, sample_digest, sample_rows
+from bot.slack.digest_chart import PARTIAL_HATCH, chart_days, chart_figure, money
+from tests.slack.digest_chart_sample import NOW, TZ, sample_digest, sample_rows
 from tests.slack.digest_sample import PARIS
 from tests.slack.digest_sample import sample_digest as made_digest
 
@@ -24,7 +24,7 @@ def _labels(figure) -> list[str]:
 def test_the_chart_is_a_png_of_the_days():
     from matplotlib.image import imread
 
-    from bot.services.digest_chart import DPI, HEIGHT_IN, WIDTH_IN, daily_cost_chart
+    from bot.slack.digest_chart import DPI, HEIGHT_IN, WIDTH_IN, daily_cost_chart
 
     png = daily_cost_chart(made_digest())
 
@@ -34,7 +34,7 @@ def test_the_chart_is_a_png_of_the_days():
 
 
 def test_no_cost_means_no_chart():
-    from bot.services.digest_chart import daily_cost_chart
+    from bot.slack.digest_chart import daily_cost_chart
 
     quiet = made_digest(requests=0, failures=())
     free = made_digest(days=tuple(d.__class__(d.day, {"gpt-4.1-nano": Decimal(0)}) for d in made_digest().days))
@@ -102,7 +102,7 @@ async def test_the_docs_chart_renders_from_a_generated_ledger(migrated_url, tmp_
 
 def test_matplotlib_is_imported_only_when_drawing():
     code = (
-        "import sys, bot.composition, bot.services.digest_chart as c\n"
+        "import sys, bot.composition, bot.slack.digest_chart as c\n"
         "assert 'matplotlib' not in sys.modules\n"
         "from tests.slack.digest_sample import sample_digest\n"
         "c.daily_cost_chart(sample_digest())\n"

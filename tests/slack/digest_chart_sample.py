@@ -1,6 +1,6 @@
 """The sample chart in docs/digest-chart.png, rendered from a generated ledger by the real digest code.
 
-    python -m tests.services.digest_chart_sample docs/digest-chart.png
+    python -m tests.slack.digest_chart_sample docs/digest-chart.png
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db.migrate import upgrade
 from bot.services.digest import Digest, DigestBuilder, DigestPeriod, Frequency
-from bot.services.digest_chart import daily_cost_chart
+from bot.slack.digest_chart import daily_cost_chart
 from tests.infra.db.digest_seed import row, seed
 
 TZ = ZoneInfo("Europe/Paris")
