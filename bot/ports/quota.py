@@ -17,6 +17,17 @@ class Metric(enum.Enum):
     USD = "usd"
 
 
+class Mode(enum.Enum):
+    """What a limit does when it is reached."""
+
+    HARD = "hard"  # refuses what does not fit
+    WARN = "warn"  # never refuses, only alerts
+
+
+# Alerts at these percentages of a limit unless an admin says otherwise.
+DEFAULT_ALERTS: tuple[int, ...] = (80, 100)
+
+
 class Period(enum.Enum):
     """The window a quota counts over, in FRUGAL_TIMEZONE."""
 
@@ -29,8 +40,8 @@ class Period(enum.Enum):
 class QuotaUse:
     """One limit that applies to a channel, and how much of it is used now."""
 
-    scope: str  # "channel", "default" or "user"
-    target: str  # channel ID, user ID, or "" for the workspace default
+    scope: str  # "channel", "default" or "user" (a person's own limit, or the per-person default)
+    target: str  # channel ID, user ID, or "" for the workspace default (per channel or per person)
     metric: Metric
     period: Period
     limit: Decimal
@@ -38,6 +49,9 @@ class QuotaUse:
     period_start: datetime
     resets_at: datetime
     reserved: Decimal = Decimal(0)  # held by requests in progress, not yet settled
+    mode: Mode = Mode.HARD
+    alerts: tuple[int, ...] = DEFAULT_ALERTS  # percentages of the limit that alert; () for none
+    downgrade: int | None = None  # past this percentage, only the cheapest model is used
 
     @property
     def remaining(self) -> Decimal:

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from bot.ports.quota import Metric, Period
+from bot.ports.quota import DEFAULT_ALERTS, Metric, Mode, Period
 
 
 class Scope(enum.Enum):
@@ -18,6 +18,18 @@ class Scope(enum.Enum):
     CHANNEL = "channel"  # target: a channel ID
     DEFAULT = "default"  # target: ""; applies to each channel without its own limit of that metric and period
     USER = "user"  # target: a user ID; counts the user's requests in every channel
+    # target: ""; applies to each user without their own limit of that metric and period, counted per user
+    DEFAULT_USER = "default_user"
+
+    @property
+    def per_user(self) -> bool:
+        """Whether the limit counts a person's use (in every channel) rather than a channel's."""
+        return self in (Scope.USER, Scope.DEFAULT_USER)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether the limit is a workspace default (target "", one counter per channel or person)."""
+        return self in (Scope.DEFAULT, Scope.DEFAULT_USER)
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,9 @@ class LimitRecord:
     metric: Metric
     period: Period
     amount: Decimal
+    mode: Mode = Mode.HARD
+    alerts: tuple[int, ...] = DEFAULT_ALERTS  # ascending percentages; () for no alerts
+    downgrade: int | None = None  # percentage past which only the cheapest model is used
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,19 @@ class CounterState:
     period_start: datetime
     used: Decimal
     reserved: Decimal
+    counter_id: int | None = None  # None: no counter yet (nothing counted this period)
+    counted: str = ""  # the channel or user this counter counts
+
+    @property
+    def binds(self) -> bool:
+        """Whether this limit may refuse (a `warn` limit never does)."""
+        return self.limit.mode is Mode.HARD
+
+    @property
+    def downgrading(self) -> bool:
+        """Whether use (with what is held) is past the limit's downgrade share."""
+        share = self.limit.downgrade
+        return self.binds and share is not None and (self.used + self.reserved) * 100 >= share * self.limit.amount
 
     def need(self, level: Level) -> Decimal | None:
         """What holding `level` takes from this counter (None: an unknown price)."""
@@ -84,6 +112,8 @@ class ReserveRequest:
     starts: Mapping[Period, datetime]  # the current period starts
     now: datetime
     expires_at: datetime
+    # The worst case of the cheapest model alone: held instead when a limit is past its downgrade share.
+    cheapest: Level | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,31 @@ class Reservation:
     level: int | None
     held: bool  # False when no limit applies (nothing to settle) or when refused
     counters: tuple[CounterState, ...]
+    downgraded: bool = False  # the cheapest level is held: only the cheapest model may be tried
+
+
+@dataclass(frozen=True)
+class FiredAlert:
+    """Threshold `threshold` % of a limit was reached in a period, recorded once across processes."""
+
+    team_id: str
+    limit: LimitRecord
+    counted: str  # the channel or user whose counter reached it
+    period_start: datetime
+    threshold: int
+    used: Decimal
+    refused: bool = False  # recorded by a refusal (the limit is full) rather than by a settle
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a settle did: whether it found its hold, and the alert thresholds it was first to reach."""
+
+    owned: bool
+    alerts: tuple[FiredAlert, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.owned
 
 
 @dataclass(frozen=True)
@@ -106,11 +161,26 @@ class ExpiredHold:
 
 
 def best_level(counters: Sequence[CounterState], levels: Sequence[Level]) -> int | None:
-    """The index of the largest level that fits every counter, or None when not even the first does."""
+    """The index of the largest level that fits every limit that may refuse, or None when not even the first does."""
+    binding = [counter for counter in counters if counter.binds]
     for index in range(len(levels) - 1, -1, -1):
-        if all(counter.fits(levels[index]) for counter in counters):
+        if all(counter.fits(levels[index]) for counter in binding):
             return index
     return None
+
+
+def choose_level(counters: Sequence[CounterState], request: ReserveRequest) -> tuple[Level | None, int | None, bool]:
+    """The level to hold, its index (0 for the cheapest), and whether it is the downgrade; (None, None, _) refuses."""
+    if request.cheapest is not None and any(counter.downgrading for counter in counters):
+        fits = best_level(counters, [request.cheapest]) is not None
+        return (request.cheapest, 0, True) if fits else (None, None, True)
+    index = best_level(counters, request.levels)
+    return (None, None, False) if index is None else (request.levels[index], index, False)
+
+
+def hold_need(counter: CounterState, level: Level) -> Decimal:
+    """What holding `level` adds to the counter's reserve (an unknown price holds nothing on a `warn` limit)."""
+    return counter.need(level) or Decimal(0)
 
 
 class DuplicateReservation(Exception):
@@ -124,8 +194,18 @@ class QuotaStore(Protocol):
         """Atomically hold the largest fitting level on every applying counter, or hold nothing."""
         ...
 
-    async def settle(self, reservation_id: str, usage: Usage) -> bool:
-        """Replace the hold by the real usage; False when the reservation is gone (expired or settled)."""
+    async def settle(self, reservation_id: str, usage: Usage) -> Settled:
+        """Replace the hold by the real usage, recording each alert threshold now reached for the first time."""
+        ...
+
+    async def record_refusal(self, team_id: str, counter: CounterState, threshold: int) -> FiredAlert | None:
+        """Record that a full limit refused (threshold `threshold`); the alert if this was the first record."""
+        ...
+
+    async def top_user(
+        self, team_id: str, scope: Scope, counted: str, metric: Metric, start: datetime
+    ) -> tuple[str, Decimal] | None:
+        """Who used most of a channel's limit since `start` (or, for a person's limit, in which channel)."""
         ...
 
     async def release(self, reservation_id: str) -> bool:
@@ -164,4 +244,10 @@ class QuotaStore(Protocol):
         self, team_id: str, channel_id: str, user_id: str | None, starts: Mapping[Period, datetime]
     ) -> list[CounterState]:
         """The limits that apply to a channel (and user, if given), with current counters; nothing is changed."""
+        ...
+
+    async def applicable_to_user(
+        self, team_id: str, user_id: str, starts: Mapping[Period, datetime]
+    ) -> list[CounterState]:
+        """The per-person limits that apply to a user (their own, or the per-person default), with counters."""
         ...

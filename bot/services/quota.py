@@ -13,11 +13,13 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from bot.catalog import Catalog, output_cap, worst_case_cost_usd
+from bot.ports.alerts import QuotaAlert, QuotaAlerts
 from bot.ports.completion import CallContext, Completer, Completion, CompletionFailed, CompletionRequest
 from bot.ports.quota import Metric, Period, QuotaUse
 from bot.ports.quota_store import (
     CounterState,
     DuplicateReservation,
+    FiredAlert,
     LimitRecord,
     Level,
     QuotaStore,
@@ -72,10 +74,19 @@ def _amount_words(metric: Metric, amount: Decimal) -> str:
 
 def _owner(use: QuotaUse) -> str:
     if use.scope == Scope.USER.value:
-        return "Your"
+        return "Your" if use.target else "The workspace's per-person"
     if use.scope == Scope.DEFAULT.value:
         return "The workspace's per-channel"
     return "This channel's"
+
+
+def downgrade_note(use: QuotaUse, model: str) -> str:
+    """One line for the reply: a limit is past its downgrade share, so only the cheapest model was used."""
+    limit = f"{format_amount(use.metric, use.limit)} per {use.period.value}"
+    return (
+        f"{_owner(use).lower()} limit of {limit} is past "
+        f"{use.downgrade} %, so only the cheapest model ({model}) was used"
+    )
 
 
 def prompt_token_bound(request: CompletionRequest) -> int:
@@ -101,6 +112,7 @@ class QuotaService:
         tz: ZoneInfo,
         clock: Callable[[], datetime] = utcnow,
         hold_for: timedelta = DEFAULT_HOLD_FOR,
+        alerts: QuotaAlerts | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -108,6 +120,7 @@ class QuotaService:
         self._tz = tz
         self._clock = clock
         self._hold_for = hold_for
+        self._alerts = alerts
 
     @property
     def tz(self) -> ZoneInfo:
@@ -121,7 +134,10 @@ class QuotaService:
     async def set_limit(self, team_id: str, scope: Scope, target: str, limit: Limit, *, set_by: str) -> None:
         """Create or replace a limit; this period's counter starts from what the ledger says was used."""
         now = self._clock()
-        record = LimitRecord(scope, _target(scope, target), limit.metric, limit.period, limit.amount)
+        record = LimitRecord(
+            scope, _target(scope, target), limit.metric, limit.period, limit.amount,
+            mode=limit.mode, alerts=limit.alerts, downgrade=limit.downgrade,
+        )
         await self._store.set_limit(team_id, record, set_by=set_by, starts=period_starts(now, self._tz), now=now)
 
     async def clear(
@@ -138,6 +154,12 @@ class QuotaService:
         """Every limit that applies to the channel (its own and the default), with its use at `at`."""
         await self.expire()
         counters = await self._store.applicable(team_id, channel_id, None, period_starts(at, self._tz))
+        return [self._use(counter) for counter in counters]
+
+    async def user_quotas(self, team_id: str, user_id: str, at: datetime) -> list[QuotaUse]:
+        """The per-person limits that apply to a user (their own, or the per-person default), with use at `at`."""
+        await self.expire()
+        counters = await self._store.applicable_to_user(team_id, user_id, period_starts(at, self._tz))
         return [self._use(counter) for counter in counters]
 
     async def expire(self) -> int:
@@ -160,6 +182,17 @@ class QuotaService:
             levels.append(Level(tokens=tokens, usd=usd))
         return tuple(levels)
 
+    def cheapest(self, request: CompletionRequest, models: tuple[str, ...]) -> tuple[str, Level]:
+        """The model whose worst case for this request costs least (an unknown price counts as most)."""
+        prompt = prompt_token_bound(request)
+        options = []
+        for position, model in enumerate(models):
+            output = output_cap(self._catalog, model, request.max_tokens)
+            cost = worst_case_cost_usd(self._catalog, model, prompt, output)
+            options.append((cost is None, cost or Decimal(0), position, model, Level(prompt + output, cost)))
+        *_, model, level = min(options)
+        return model, level
+
     def candidates(self, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
         """The chain, narrowed to the request's own allowed models (ids or aliases)."""
         if allowed is None:
@@ -173,6 +206,7 @@ class QuotaService:
         if not models:
             raise CompletionFailed("No model may be used for this request, so nothing was called or charged.")
         now = self._clock()
+        cheapest, cheapest_level = self.cheapest(request, models)
         reserve = ReserveRequest(
             reservation_id=str(uuid.uuid4()),
             request_key=ctx.request_key,
@@ -183,14 +217,25 @@ class QuotaService:
             starts=period_starts(now, self._tz),
             now=now,
             expires_at=now + self._hold_for,
+            cheapest=cheapest_level,
         )
         try:
             reservation = await self._store.reserve(reserve)
         except DuplicateReservation:
             reservation = await self._take_over(reserve)
         if reservation.level is None:
-            raise QuotaExceeded(self._use(self._refusing(reservation, reserve.levels[0])), self._tz)
+            first = cheapest_level if reservation.downgraded else reserve.levels[0]
+            await self._refused(ctx.team_id, reservation, first)
+            raise QuotaExceeded(self._use(self._refusing(reservation, first)), self._tz)
+        if reservation.downgraded:
+            return reservation, (cheapest,)
         return reservation, models[: reservation.level + 1]
+
+    def downgrade_note(self, reservation: Reservation, model: str) -> str:
+        """The reply's line saying which limit moved the request to the cheapest model."""
+        downgrading = [c for c in reservation.counters if c.downgrading]
+        fullest = max(downgrading, key=lambda c: (c.used + c.reserved) / c.limit.amount)
+        return downgrade_note(self._use(fullest), model)
 
     async def _take_over(self, reserve: ReserveRequest) -> Reservation:
         """Reserve again once the hold of an earlier process that lost this request's delivery is settled.
@@ -212,15 +257,54 @@ class QuotaService:
         await self._store.drain()
 
     async def settle(self, reservation: Reservation, completion: Completion) -> None:
-        """Count what the call really used in place of the hold."""
+        """Count what the call really used in place of the hold, and alert on each threshold it reached first."""
         if not reservation.held:
             return
         usage = Usage(
             requests=1, tokens=completion.usage.total_tokens, usd=completion.cost_usd or Decimal(0)
         )
-        if not await self._store.settle(reservation.reservation_id, usage):
+        settled = await self._store.settle(reservation.reservation_id, usage)
+        if not settled:
             # Only when a hold outlived hold_for: expire() already counted the ledger's record of it.
             log.warning("quota reservation %s had expired before it was settled", reservation.reservation_id)
+        await self._announce(settled.alerts)
+
+    async def _refused(self, team_id: str, reservation: Reservation, first: Level) -> None:
+        """A full hard limit refused: its 100 % alert, if it has one and nobody recorded it yet this period."""
+        if self._alerts is None:
+            return
+        try:
+            fired = []
+            full = [c for c in reservation.counters if c.binds and not c.fits(first) and 100 in c.limit.alerts]
+            for counter in full:
+                if (alert := await self._store.record_refusal(team_id, counter, 100)) is not None:
+                    fired.append(alert)
+            await self._announce(tuple(fired))
+        except Exception as err:  # noqa: BLE001 (an alert must never change how the request is answered)
+            log.error("could not record a quota alert (%s)", type(err).__name__)
+
+    async def _announce(self, fired: tuple[FiredAlert, ...]) -> None:
+        """Hand each counter's highest new threshold to the alerts (one message, though several were reached)."""
+        if self._alerts is None or not fired:
+            return
+        highest: dict[tuple[str, str, str, str, str], FiredAlert] = {}
+        for alert in fired:
+            key = (alert.limit.scope.value, alert.counted, alert.limit.metric.value, alert.limit.period.value,
+                   alert.period_start.isoformat())
+            if key not in highest or alert.threshold > highest[key].threshold:
+                highest[key] = alert
+        for alert in highest.values():
+            try:
+                limit = alert.limit
+                top = await self._store.top_user(alert.team_id, limit.scope, alert.counted, limit.metric,
+                                                 alert.period_start)
+                counter = CounterState(limit, alert.period_start, alert.used, Decimal(0), counted=alert.counted)
+                await self._alerts.quota_alert(QuotaAlert(
+                    team_id=alert.team_id, use=self._use(counter), counted=alert.counted, threshold=alert.threshold,
+                    refused=alert.refused, top=top,
+                ))
+            except Exception as err:  # noqa: BLE001 (the request was answered; an alert failing must not change that)
+                log.error("could not send a quota alert (%s)", type(err).__name__)
 
     async def release(self, reservation: Reservation) -> None:
         """Drop the hold: nothing is charged."""
@@ -229,13 +313,14 @@ class QuotaService:
 
     def _refusing(self, reservation: Reservation, cheapest: Level) -> CounterState:
         """The limit that refused: one where even the cheapest level does not fit, the fullest first."""
-        misfits = [c for c in reservation.counters if not c.fits(cheapest)]
+        misfits = [c for c in reservation.counters if c.binds and not c.fits(cheapest)]
         return max(misfits or reservation.counters, key=lambda c: (c.used + c.reserved) / c.limit.amount)
 
     def _use(self, counter: CounterState) -> QuotaUse:
         limit = counter.limit
         return QuotaUse(
-            scope=limit.scope.value,
+            # A person reads the per-person default as their own limit (its target "" tells it apart).
+            scope=Scope.USER.value if limit.scope is Scope.DEFAULT_USER else limit.scope.value,
             target=limit.target,
             metric=limit.metric,
             period=limit.period,
@@ -244,11 +329,14 @@ class QuotaService:
             reserved=counter.reserved,
             period_start=counter.period_start,
             resets_at=next_period_start(limit.period, counter.period_start, self._tz),
+            mode=limit.mode,
+            alerts=limit.alerts,
+            downgrade=limit.downgrade,
         )
 
 
 def _target(scope: Scope, target: str) -> str:
-    return "" if scope is Scope.DEFAULT else target
+    return "" if scope.is_default else target
 
 
 class _GatedCompleter:
@@ -265,12 +353,16 @@ class _GatedCompleter:
             completion = await self._inner.complete(ctx, replace(request, allowed_models=models))
         except CompletionFailed as err:
             await _to_the_end(self._quotas.release(reservation))
-            skipped = self._quotas.candidates(request.allowed_models)[len(models):]
+            skipped = [m for m in self._quotas.candidates(request.allowed_models) if m not in models]
             if not skipped:
                 raise
+            why = (
+                "a limit is past its downgrade share, so only the cheapest model may be used."
+                if reservation.downgraded
+                else "the worst case of a request there does not fit what is left of the quota."
+            )
             raise CompletionFailed(
-                f"{err} {' and '.join(skipped)} {'was' if len(skipped) == 1 else 'were'} not tried: "
-                "the worst case of a request there does not fit what is left of the quota."
+                f"{err} {' and '.join(skipped)} {'was' if len(skipped) == 1 else 'were'} not tried: {why}"
             ) from err
         except BaseException:
             # Cancelled: nothing is charged. Shielded so the cancellation cannot leave the hold behind.
@@ -282,6 +374,9 @@ class _GatedCompleter:
             # The hold expires and is then settled to the ledger's record of this call (QuotaService.expire).
             log.error("could not settle a quota reservation (%s); it is settled from the ledger when it expires",
                       type(err).__name__)
+        if reservation.downgraded:
+            note = self._quotas.downgrade_note(reservation, models[0])
+            completion = replace(completion, extra_notes=(*completion.extra_notes, note))
         return completion
 
 

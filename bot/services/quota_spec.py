@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from bot.catalog import format_usd
-from bot.ports.quota import Metric, Period
+from bot.ports.quota import DEFAULT_ALERTS, Metric, Mode, Period
 from bot.services.errors import InvalidInput
 
 # Upper bounds keep amounts inside the database columns and catch typos ("5000000 usd").
@@ -47,9 +47,97 @@ class Limit:
     amount: Decimal
     metric: Metric
     period: Period
+    mode: Mode = Mode.HARD
+    alerts: tuple[int, ...] = DEFAULT_ALERTS  # ascending percentages of the limit; () for none
+    downgrade: int | None = None  # past this percentage, only the cheapest model is used
 
     def __str__(self) -> str:
         return f"{format_amount(self.metric, self.amount)} per {self.period.value}"
+
+
+_OPTIONS = ("warn", "hard", "alert", "alerts", "downgrade")
+_PERCENT = re.compile(r"^([0-9]{1,3})%?$")
+OPTIONS_USAGE = "`warn`, `alert 50,80,100`, `alert off` or `downgrade 90%`"
+
+
+def parse_setting(text: str) -> Limit:
+    """Parse "<N> <unit>/<period> [warn] [alert P,P,…|alert off] [downgrade P%]"; raises InvalidLimit."""
+    words = text.split()
+    first_option = next((i for i, word in enumerate(words) if word.lower() in _OPTIONS), len(words))
+    if first_option == 0:
+        raise InvalidLimit("Give the limit first, e.g. `$5/month warn` or `200 requests/day alert 50,80,100`.")
+    amount_words = words[:first_option]
+    # The amount may be followed by a word that is no option ("$5/month soon"): find where it ends.
+    for end in range(len(amount_words), 0, -1):
+        if _LIMIT.match(" ".join(amount_words[:end])):
+            limit = parse_limit(" ".join(amount_words[:end]))
+            return _options(limit, words[end:])
+    return parse_limit(" ".join(amount_words))  # raises, saying what is wrong with it
+
+
+def _options(limit: Limit, words: list[str]) -> Limit:
+    seen: set[str] = set()
+    mode, alerts, downgrade = Mode.HARD, DEFAULT_ALERTS, None
+    i = 0
+    while i < len(words):
+        word = words[i].lower()
+        kind = "alert" if word == "alerts" else "mode" if word in ("warn", "hard") else word
+        if kind not in ("mode", "alert", "downgrade"):
+            raise InvalidLimit(f"`{_echo(words[i])}` is not a quota option: use {OPTIONS_USAGE}.")
+        if kind in seen:
+            raise InvalidLimit(f"`{kind if kind != 'mode' else word}` is given twice; say it once.")
+        seen.add(kind)
+        if kind == "mode":
+            mode = Mode(word)
+            i += 1
+            continue
+        values: list[str] = []
+        i += 1
+        while i < len(words) and words[i].lower() not in _OPTIONS:
+            values.append(words[i])
+            i += 1
+        if kind == "alert":
+            alerts = _alert_list(" ".join(values))
+        else:
+            downgrade = _downgrade_share(values)
+    if mode is Mode.WARN and downgrade is not None:
+        raise InvalidLimit(
+            "A `warn` limit never refuses, so it has nothing to downgrade instead of: use `warn` or `downgrade`, not both."
+        )
+    return replace(limit, mode=mode, alerts=alerts, downgrade=downgrade)
+
+
+def _alert_list(text: str) -> tuple[int, ...]:
+    if text.strip().lower() == "off":
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if not text.strip() or any(not part for part in parts):
+        raise InvalidLimit("`alert` needs percentages separated by commas, like `alert 50,80,100`, or `alert off`.")
+    shares = []
+    for part in parts:
+        match = _PERCENT.match(part)
+        if not match or not 1 <= int(match.group(1)) <= 100:
+            raise InvalidLimit(
+                f"`{_echo(part)}` is not an alert percentage: each must be a whole number from 1 to 100, "
+                "like `alert 50,80,100`."
+            )
+        shares.append(int(match.group(1)))
+    return tuple(sorted(set(shares)))
+
+
+def _downgrade_share(values: list[str]) -> int:
+    match = _PERCENT.match("".join(values)) if values else None
+    if not match or not 1 <= int(match.group(1)) <= 99:
+        given = f"`{_echo(' '.join(values))}` is not" if values else "`downgrade` needs"
+        raise InvalidLimit(
+            f"{given} a share of the limit: a whole percentage from 1 to 99, like `downgrade 90%`."
+        )
+    return int(match.group(1))
+
+
+def _echo(word: str) -> str:
+    # Echo only plain words: anything else could be markup such as <!channel>.
+    return word if re.fullmatch(r"[A-Za-z0-9_.,%$/-]{1,30}", word) else "that"
 
 
 def parse_limit(text: str) -> Limit:

@@ -33,10 +33,12 @@ HELP = "\n".join(
         "• `/frugal help` — this help.",
         "• `/frugal models` — the model chain, and which models are healthy now, retired (with the shutdown "
         "date and the replacement) or marked unavailable; `/frugal models retry <model>` clears a mark (admins).",
-        "• `/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>` — admins; "
-        "`$5/month` is the same as `5 usd/month`.",
-        "• `/frugal quota show [here|#channel]` · `/frugal quota clear <here|#channel>` — admins; "
-        "`default` works as a target too, and `clear here requests/day` clears just that limit.",
+        "• `/frugal quota set <here|#channel|default|@user|default-user> <N> <requests|tokens|usd>/<day|week|month> "
+        "[warn] [alert P,P,…|alert off] [downgrade P%]` — admins; `$5/month` is the same as `5 usd/month`; "
+        "`warn` never refuses, only alerts; alerts default to 80 and 100 %; `downgrade 90%` moves requests to "
+        "the cheapest model past that share; `@user` and `default-user` count a person's use in every channel.",
+        "• `/frugal quota show [here|#channel|@user]` · `/frugal quota clear <here|#channel|@user>` — admins; "
+        "`default` and `default-user` work as targets too, and `clear here requests/day` clears just that limit.",
         "• `/frugal labels` shows this channel's classify labels; `/frugal labels set a, b, c` sets them and "
         "`/frugal labels clear` goes back to the default set (admins).",
         "• `/frugal digest <daily|weekly|off> [HH:MM]` — subscribe this channel to cost digests (admins); "
@@ -53,11 +55,14 @@ HELP = "\n".join(
 )
 
 QUOTA_USAGE = (
-    "Usage (admins): `/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>` — "
-    "e.g. `/frugal quota set here 200 requests/day`, `/frugal quota set #support 100k tokens/week`, "
-    "`/frugal quota set default $5/month` (`$5/month` is `5 usd/month`); "
-    "`/frugal quota show [here|#channel]`; `/frugal quota clear <here|#channel>` (or just one limit: "
-    "`/frugal quota clear here requests/day`). `default` works as a target everywhere. " + HELP_POINTER
+    "Usage (admins): `/frugal quota set <here|#channel|default|@user|default-user> <N> "
+    "<requests|tokens|usd>/<day|week|month> [warn] [alert P,P,…|alert off] [downgrade P%]` — "
+    "e.g. `/frugal quota set here 200 requests/day`, `/frugal quota set #support 100k tokens/week warn`, "
+    "`/frugal quota set default $5/month alert 50,80,100` (`$5/month` is `5 usd/month`), "
+    "`/frugal quota set @ana 50 requests/day downgrade 90%`, `/frugal quota set default-user $1/day alert off`; "
+    "`/frugal quota show [here|#channel|@user]`; `/frugal quota clear <here|#channel|@user>` (or just one limit: "
+    "`/frugal quota clear here requests/day`). `default` and `default-user` work as targets everywhere. "
+    + HELP_POINTER
 )
 
 _STYLE_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(.*)$", re.DOTALL)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
@@ -63,6 +63,12 @@ class QuotaLimitRow(Base):
     amount: Mapped[Decimal] = mapped_column(QuotaAmount())
     set_by: Mapped[str] = mapped_column(String(32))
     set_at: Mapped[datetime]
+    # "hard" refuses what does not fit; "warn" never refuses, only alerts.
+    mode: Mapped[str] = mapped_column(String(8), server_default=text("'hard'"))
+    # The percentages that alert, ascending, comma-separated ("80,100"); "" for none.
+    alerts: Mapped[str] = mapped_column(String(64), server_default=text("'80,100'"))
+    # Past this percentage only the cheapest model is used (None: never).
+    downgrade: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (UniqueConstraint("team_id", "scope", "target", "metric", "period"),)
 
@@ -118,3 +124,23 @@ class QuotaHoldRow(Base):
     counter_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("quota_counters.id"), primary_key=True
     )
+
+
+class QuotaAlertRow(Base):
+    """Threshold `threshold` % of a limit (of this amount) reached in one counter's period: the alert is sent once.
+
+    The unique key is what makes it once across processes: only the insert that creates the row sends it.
+    """
+
+    __tablename__ = "quota_alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    counter_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("quota_counters.id", ondelete="CASCADE")
+    )
+    threshold: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal] = mapped_column(QuotaAmount())  # the limit's amount when it fired
+    used: Mapped[Decimal] = mapped_column(QuotaAmount())
+    fired_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("counter_id", "threshold", "amount"),)
