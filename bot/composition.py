@@ -104,7 +104,7 @@ def build_container(settings: Settings) -> Container:
     )
     alerts = SlackAdminAlerts(settings.admins, api_url=settings.slack_api_url, token_for=tokens)
     ledger = SqlLedger(sessions)
-    quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone)
+    quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=settings.timezone, alerts=alerts)
     metrics = Metrics(quotas=quota)  # this process's own registry, served on GET /metrics
     retired = RetiredModels()  # filled by the lifecycle check at start and daily, read by the router
     router = ModelRouter(

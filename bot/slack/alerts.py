@@ -1,4 +1,4 @@
-"""Admin alerts as Slack DMs to each FRUGAL_ADMINS user, at most once an hour per problem."""
+"""Admin alerts as Slack DMs to each FRUGAL_ADMINS user, at most once an hour per problem; quota alerts too."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from collections.abc import Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.ports.alerts import QuotaAlert
+from bot.ports.quota import Metric, Mode
 from bot.slack.clients import web_client
 from bot.slack.digest_publisher import TokenFor
+from bot.slack.markup import defuse, escape
+from bot.slack.quota_blocks import amount, per_period, slack_date
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,12 @@ class SlackAdminAlerts:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
+    async def quota_alert(self, alert: QuotaAlert) -> None:
+        """Post the alert in its channel (a DM for a person's limit) and DM it to the admins, in the background."""
+        task = asyncio.create_task(self._send_quota_alert(alert))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
     async def aclose(self) -> None:
         """Wait for alerts still being sent."""
         if self._sending:
@@ -71,3 +82,66 @@ class SlackAdminAlerts:
                 log.warning("admin alert not delivered to %s (%s)", admin, err.response.get("error"))
             except (aiohttp.ClientError, asyncio.TimeoutError) as err:
                 log.warning("admin alert not delivered to %s (%s)", admin, type(err).__name__)
+
+    async def _send_quota_alert(self, alert: QuotaAlert) -> None:
+        try:
+            token = await self._token_for(alert.team_id)
+            if token is None:
+                log.warning("quota alert not sent to Slack: no bot token for workspace %s", alert.team_id)
+                return
+            client = web_client(token, self._api_url)
+            top = await _top_words(client, alert)
+            per_person = alert.use.scope == "user"
+            here = quota_alert_text(alert, top, whose="Your personal" if per_person else "This channel's")
+            # A DM to a person's own limit's owner; the limit's channel otherwise.
+            destinations = [(alert.counted, here)]
+            owner = f"<@{alert.counted}>'s personal" if per_person else f"<#{alert.counted}>'s"
+            admin_text = quota_alert_text(alert, top, whose=owner)
+            destinations += [(admin, admin_text) for admin in self._admins if admin != alert.counted]
+        except Exception as err:  # noqa: BLE001 (an alert must never fail the request that crossed it)
+            log.warning("quota alert not prepared (%s)", type(err).__name__)
+            return
+        for channel, text in destinations:
+            try:
+                await client.chat_postMessage(channel=channel, text=text)
+            except SlackApiError as err:
+                log.warning("quota alert not delivered to %s (%s)", channel, err.response.get("error"))
+            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+                log.warning("quota alert not delivered to %s (%s)", channel, type(err).__name__)
+
+
+def quota_alert_text(alert: QuotaAlert, top: str | None, *, whose: str) -> str:
+    """':bell: This channel's quota of *$5.00 per month* is at 80 %: $4.02 of $5.00 used. It resets …'."""
+    use = alert.use
+    used = amount(use.metric, use.used) if use.metric is Metric.USD else f"{int(use.used):,}"
+    limit = per_period(use.metric, use.limit, use.period.value)
+    state = "is used up" if alert.refused else f"has reached {alert.threshold} %"
+    after = (
+        " It only warns: requests are still answered." if use.mode is Mode.WARN
+        else f" Past {use.downgrade} % requests go to the cheapest model." if use.downgrade is not None
+        else " Requests that do not fit are refused until then." if alert.refused or alert.threshold >= 100
+        else ""
+    )
+    most = f" {top}." if top else ""
+    return defuse(
+        f":bell: *Quota alert:* {whose} quota of *{limit}* {state}: {used} of {amount(use.metric, use.limit)} used. "
+        f"It resets {slack_date(use.resets_at)}.{after}{most}"
+    )
+
+
+async def _top_words(client: AsyncWebClient, alert: QuotaAlert) -> str | None:
+    """Who used most, in words that notify nobody: a person's escaped name, or the channel a person used most."""
+    if alert.top is None:
+        return None
+    who, used = alert.top
+    share = amount(alert.use.metric, used) if alert.use.metric is Metric.USD else f"{int(used):,}"
+    if alert.use.scope == "user":
+        return f"Most of it in <#{who}> ({share})" if who else None
+    name = who
+    try:
+        user = (await client.users_info(user=who))["user"]
+        profile = user.get("profile") or {}
+        name = profile.get("display_name") or user.get("real_name") or user.get("name") or who
+    except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError) as err:
+        log.warning("users.info failed for a quota alert (%s)", type(err).__name__)
+    return f"Most used by {escape(name)} ({share})"
