@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text  # noqa: E402
 
+from bench.databases import temp_sqlite, throwaway_postgres  # noqa: E402
 from bot.catalog import Catalog  # noqa: E402
 from bot.infra.db.digest_queries import SqlDigestQueries  # noqa: E402
 from bot.infra.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
 from bot.services.digest import DigestBuilder, DigestPeriod, Frequency  # noqa: E402
-from bench.databases import temp_sqlite, throwaway_postgres  # noqa: E402
 
 TARGET_S = 1.0  # at 5M rows on PostgreSQL
 CHANNELS = 50

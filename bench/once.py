@@ -41,11 +41,11 @@ import asyncpg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.databases import throwaway_postgres  # noqa: E402
 from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.deliveries import SqlDeliveries  # noqa: E402
 from bot.infra.db.engine import make_engine  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
-from bench.databases import throwaway_postgres  # noqa: E402
 
 TARGET_P50_MS = 2.0
 RAW_CLAIM = """

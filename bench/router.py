@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openai import AsyncOpenAI, DefaultAioHttpClient  # noqa: E402
 
+from bench.databases import throwaway_postgres  # noqa: E402
 from bot.catalog import Catalog  # noqa: E402
 from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.engine import make_engine, make_sessionmaker  # noqa: E402
@@ -56,7 +57,6 @@ from bot.ports.completion import CallContext, CompletionRequest  # noqa: E402
 from bot.ports.ledger import LedgerEntry  # noqa: E402
 from bot.router.router import ModelRouter  # noqa: E402
 from tests.fakes.openai_server import Fail, FakeOpenAI  # noqa: E402
-from bench.databases import throwaway_postgres  # noqa: E402
 
 CHAIN = ("gpt-6-luna", "gpt-5.6-luna")  # today's reasoning models, as the default chain answers on them
 MESSAGES = ({"role": "system", "content": "Rewrite the message so it is clear."}, {"role": "user", "content": "hello there"})

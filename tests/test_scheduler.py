@@ -20,7 +20,6 @@ from bot.slack.digest_chart import daily_cost_chart
 from bot.slack.digest_publisher import SlackDigestPublisher, static_token
 from tests.conftest import BOT_TOKEN
 
-
 UTC = ZoneInfo("UTC")
 
 

@@ -194,7 +194,7 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
             return finding, None
         marks = await SqlModelStatusStore(make_sessionmaker(engine)).unavailable()
         return Finding("database", OK, f"{where}: reachable, migrations applied"), marks
-    except (SQLAlchemyError, OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, SQLAlchemyError, OSError) as err:
         return Finding("database", FAIL, f"{where}: cannot connect ({type(err).__name__})", "check DATABASE_URL and that the database server is up"), None
     finally:
         await engine.dispose()

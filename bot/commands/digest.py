@@ -11,7 +11,6 @@ from bot.commands import is_channel_id
 from bot.config import ConfigError, Settings
 
 
-
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register `frugal digest`."""
     parser = commands.add_parser(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
-
 from datetime import datetime
+from decimal import Decimal
 
 from bot.catalog import Catalog, TokenUsage, call_cost, estimate_wh
 

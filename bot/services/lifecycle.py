@@ -313,7 +313,7 @@ async def list_remote_models(lister: ModelLister, timeout: float = LIST_TIMEOUT_
         return Listing(None, str(err), unreachable=err.unreachable)
     except ModelCallError as err:
         return Listing(None, f"the endpoint refused to list its models (HTTP {err.status})", err)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         # An outage at start must not hold the bot back from serving what it can.
         return Listing(None, f"the endpoint did not list its models within {timeout:g} s", unreachable=True)
 

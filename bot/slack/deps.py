@@ -9,8 +9,8 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 
 from bot.services.classify import ClassifyService
-from bot.services.home import HomeService
 from bot.services.digest import DigestService
+from bot.services.home import HomeService
 from bot.services.lifecycle import LifecycleService
 from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,7 +104,7 @@ async def _call(request: Awaitable[Any]) -> Any:
         return await request
     except SlackApiError as err:
         code = str(err.response.get("error") or "slack_error")
-    except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, SlackClientError, aiohttp.ClientError):
         code = "network_error"
     raise PublishFailed(
         code, retryable=code in RETRYABLE, message=EXPLAIN.get(code, f"Slack refused the digest ({code}).")
@@ -118,7 +117,7 @@ async def _display_names(client: AsyncWebClient, user_ids: list[str]) -> dict[st
     for user_id in user_ids:
         try:
             user = (await client.users_info(user=user_id))["user"]
-        except (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, SlackClientError, aiohttp.ClientError):
             continue  # the digest shows the user ID instead
         profile = user.get("profile") or {}
         names[user_id] = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name") or user_id

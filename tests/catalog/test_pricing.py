@@ -1,12 +1,22 @@
 """Costs from genai-prices and the catalog, pinned against numbers worked out by hand from the published prices."""
 
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
-import json
 
 import pytest
 
-from bot.catalog import Catalog, Price, TokenUsage, call_cost, cost_usd, format_usd, price_sheet, price_source, worst_case_cost_usd
+from bot.catalog import (
+    Catalog,
+    Price,
+    TokenUsage,
+    call_cost,
+    cost_usd,
+    format_usd,
+    price_sheet,
+    price_source,
+    worst_case_cost_usd,
+)
 
 CATALOG = Catalog.load()
 

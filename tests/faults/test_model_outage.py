@@ -7,9 +7,9 @@ import asyncio
 from sqlalchemy import select
 
 from bot.infra.db.model_status import ModelStatusRow
-from tests.faults.conftest import context_text, ledger_rows
 from tests.fakes.openai_server import Fail
 from tests.fakes.slack_server import Call
+from tests.faults.conftest import context_text, ledger_rows
 
 PRIMARY, FALLBACK = "gpt-4.1-nano", "gpt-4o-mini"
 SERVER_ERROR_NOTE = f"{FALLBACK} answered because {PRIMARY} had a server error"

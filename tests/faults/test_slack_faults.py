@@ -8,8 +8,8 @@ import time
 
 from bot.slack.clients import MAX_RETRY_AFTER_S
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback
-from tests.slack.conftest import OAUTH_ENV, answer_oauth_as, finish_install, start_install, Workspace
 from tests.slack.button_values import channel_members, stored_button
+from tests.slack.conftest import OAUTH_ENV, Workspace, answer_oauth_as, finish_install, start_install
 
 RATELIMITED = {"Retry-After": "1"}
 

@@ -20,9 +20,9 @@ from bot.ports.quota import Metric
 from bot.ports.quota_store import Scope
 from bot.services.digest_schedule import Frequency
 from bot.services.quota_spec import parse_limit
-from tests.faults.conftest import ledger_rows, settle_listeners
 from tests.fakes.openai_server import RecordedRequest, Reply
 from tests.fakes.slack_signing import app_mention_event, event_callback, slash_command
+from tests.faults.conftest import ledger_rows, settle_listeners
 
 TEAM, CHANNEL, ADMIN = "T0001", "C0001", "UADMIN1"
 MODEL_DELAY = 0.1  # long enough that the replicas' requests overlap at the model

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-
 # Where an exception no listener handled ends up: Frugal's Bolt error handler, and Bolt's own logger.
 ERROR_LOGGERS = ("bot.slack.app", "frugal.bolt")
 

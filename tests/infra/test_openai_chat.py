@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-
-import json
 
 from bot.catalog import CallShape, TokenUsage
 from bot.infra.openai_chat import OpenAIChatModel

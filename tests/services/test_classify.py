@@ -15,6 +15,7 @@ from bot.infra.db.ledger import SqlLedger
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.chat import TokenLogprob
 from bot.ports.completion import CallContext
+from bot.ports.store import StoreUnavailable
 from bot.router.router import ModelRouter
 from bot.services.classify import (
     DEFAULT_LABELS,
@@ -25,7 +26,6 @@ from bot.services.classify import (
     label_schema,
     parse_label,
 )
-from bot.ports.store import StoreUnavailable
 from bot.services.errors import EmptyInput, InputTooLong
 from tests.fakes.openai_server import Reply
 

@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 
 from bot.ports.quota import Metric, Period, QuotaUse
 from bot.services.digest import (
-    DayCost, Digest, DigestPeriod, Energy, Frequency, ModelUsage, Savings, UserCost,
+    DayCost,
+    Digest,
+    DigestPeriod,
+    Energy,
+    Frequency,
+    ModelUsage,
+    Savings,
+    UserCost,
 )
 
 PARIS = ZoneInfo("Europe/Paris")

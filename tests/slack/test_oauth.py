@@ -14,11 +14,11 @@ from bot.infra.db.engine import make_engine
 from bot.infra.db.slack_stores import slack_metadata
 from bot.slack.listeners.shortcuts import REWRITE_SHORTCUT
 from bot.slack.oauth import BOT_SCOPES, NOT_INSTALLED
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.openai_server import Reply
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback, message_shortcut
 from tests.slack.button_values import channel_members
 from tests.slack.conftest import CLIENT_ID, STATE_COOKIE, finish_install, start_install
-from tests.bolt_tasks import settle_listeners
 
 
 async def _count(frugal, table: str, team_id: str | None = None) -> int:

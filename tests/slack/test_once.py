@@ -10,6 +10,7 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
@@ -21,9 +22,7 @@ from bot.slack.app import UNEXPECTED_ERROR
 from bot.slack.clients import ResponseUrlSession
 from bot.slack.listeners import LISTENERS
 from bot.slack.once import ACKED_FIRST, MAX_KEY_LENGTH, Delivery, delivery_of, install_once_only, once_only
-from slack_bolt.authorization import AuthorizeResult
 from tests.bolt_tasks import settle_listeners
-from tests.slack.button_values import stored_button
 from tests.fakes.slack_signing import (
     app_mention_event,
     block_actions,
@@ -31,6 +30,7 @@ from tests.fakes.slack_signing import (
     message_shortcut,
     slash_command,
 )
+from tests.slack.button_values import stored_button
 
 RETRY = {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
 MESSAGE = {"type": "message", "user": "U2", "ts": "1700000000.000500", "text": "can u send the report pls"}

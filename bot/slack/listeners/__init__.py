@@ -9,10 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack import blocks, oauth
-from bot.slack.listeners import frugal, rewrite
-from bot.slack.listeners import home, mention, shortcuts
-from bot.slack.listeners import classify
-from bot.slack.listeners import usage
+from bot.slack.listeners import classify, frugal, home, mention, rewrite, shortcuts, usage
 
 Listener = Callable[..., Awaitable[None]]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck

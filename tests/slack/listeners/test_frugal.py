@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from bot.slack.grammar import HELP, HELP_POINTER
@@ -20,7 +19,7 @@ CONTRACT_GRAMMAR = [
     "/classify [label, label, ...] text",
     "/usage",
     "/frugal help",
-    "/frugal quota set <here|#channel|default> <N> <requests|tokens|usd>/<day|week|month>",
+    "/frugal quota set <here|#channel|default|@user|default-user> <N> <requests|tokens|usd>/<day|week|month>",
     "$5/month",
     # Extensions (a `default` target, clearing one limit) may follow these.
     "/frugal quota show [here|#channel",
