@@ -376,7 +376,8 @@ class _GatedCompleter:
                       type(err).__name__)
         if reservation.downgraded:
             note = self._quotas.downgrade_note(reservation, models[0])
-            completion = replace(completion, extra_notes=(*completion.extra_notes, note))
+            # The router's note would only say the dearer models were not allowed: this line says why, instead.
+            completion = replace(completion, fallback_note=None, extra_notes=(*completion.extra_notes, note))
         return completion
 
 
