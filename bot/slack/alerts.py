@@ -80,7 +80,7 @@ class SlackAdminAlerts:
                 await client.chat_postMessage(channel=admin, text=f":warning: *Frugal needs an admin:* {text}")
             except SlackApiError as err:
                 log.warning("admin alert not delivered to %s (%s)", admin, err.response.get("error"))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientError) as err:
                 log.warning("admin alert not delivered to %s (%s)", admin, type(err).__name__)
 
     async def _send_quota_alert(self, alert: QuotaAlert) -> None:
@@ -106,7 +106,7 @@ class SlackAdminAlerts:
                 await client.chat_postMessage(channel=channel, text=text)
             except SlackApiError as err:
                 log.warning("quota alert not delivered to %s (%s)", channel, err.response.get("error"))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientError) as err:
                 log.warning("quota alert not delivered to %s (%s)", channel, type(err).__name__)
 
 
@@ -116,6 +116,8 @@ def quota_alert_text(alert: QuotaAlert, top: str | None, *, whose: str) -> str:
     used = amount(use.metric, use.used) if use.metric is Metric.USD else f"{int(use.used):,}"
     limit = per_period(use.metric, use.limit, use.period.value)
     state = "is used up" if alert.refused else f"has reached {alert.threshold} %"
+    # A refusal can come while requests in progress hold the rest of the limit.
+    held = " (the rest is held by requests in progress)" if alert.refused and use.used < use.limit else ""
     after = (
         " It only warns: requests are still answered." if use.mode is Mode.WARN
         else f" Past {use.downgrade} % requests go to the cheapest model." if use.downgrade is not None
@@ -124,7 +126,7 @@ def quota_alert_text(alert: QuotaAlert, top: str | None, *, whose: str) -> str:
     )
     most = f" {top}." if top else ""
     return defuse(
-        f":bell: *Quota alert:* {whose} quota of *{limit}* {state}: {used} of {amount(use.metric, use.limit)} used. "
+        f":bell: *Quota alert:* {whose} quota of *{limit}* {state}: {used} of {amount(use.metric, use.limit)} used{held}. "
         f"It resets {slack_date(use.resets_at)}.{after}{most}"
     )
 
@@ -142,6 +144,6 @@ async def _top_words(client: AsyncWebClient, alert: QuotaAlert) -> str | None:
         user = (await client.users_info(user=who))["user"]
         profile = user.get("profile") or {}
         name = profile.get("display_name") or user.get("real_name") or user.get("name") or who
-    except (SlackApiError, aiohttp.ClientError, asyncio.TimeoutError) as err:
+    except (TimeoutError, SlackApiError, aiohttp.ClientError) as err:
         log.warning("users.info failed for a quota alert (%s)", type(err).__name__)
     return f"Most used by {escape(name)} ({share})"

@@ -273,7 +273,7 @@ async def test_default_and_user_limits_apply_and_the_tightest_decides(start_proc
     with pytest.raises(QuotaExceeded) as refused:
         await process.gated.complete(ctx("c:6", channel="C1", user="U8"), REQUEST)
     assert refused.value.use.scope == "default"
-    assert [l.amount for l in await quota.limits(TEAM, Scope.DEFAULT, "")] == [3]
+    assert [r.amount for r in await quota.limits(TEAM, Scope.DEFAULT, "")] == [3]
     assert await quota.clear(TEAM, Scope.DEFAULT, "") == 1
     await process.gated.complete(ctx("c:7", channel="C1", user="U8"), REQUEST)
     assert len(fake_openai.requests) == 5

@@ -201,7 +201,7 @@ class SqlQuotaStore:
         outcomes = await self._transaction(
             lambda conn: [_settle_sqlite(conn, item.reservation_id, item.usage, now) for item in batch]
         )
-        for item, outcome in zip(batch, outcomes):
+        for item, outcome in zip(batch, outcomes, strict=True):
             # Known once committed: a batch that fails is rolled back whole.
             item.owned, item.alerts = outcome.owned, outcome.alerts
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, TypeDecorator, UniqueConstraint, text

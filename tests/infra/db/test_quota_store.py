@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import normalize_database_url
 from bot.infra.db.engine import make_engine, make_sessionmaker
-from bot.infra.db.migrate import upgrade
 from bot.infra.db.ledger import SqlLedger
+from bot.infra.db.migrate import upgrade
 from bot.infra.db.quota_store import SqlQuotaStore
 from bot.infra.db.quota_tables import QuotaCounterRow, QuotaHoldRow, QuotaReservationRow
 from bot.ports.ledger import LedgerEntry
@@ -204,7 +204,7 @@ async def test_set_limit_starts_from_the_ledger_and_keeps_a_running_counter(stor
 async def test_clear_and_limits(store):
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.USD, Period.MONTH, "5")
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.REQUESTS, Period.DAY, 200)
-    assert {(l.metric, l.period) for l in await store.limits(TEAM, Scope.CHANNEL, CHANNEL)} == {
+    assert {(r.metric, r.period) for r in await store.limits(TEAM, Scope.CHANNEL, CHANNEL)} == {
         (Metric.USD, Period.MONTH), (Metric.REQUESTS, Period.DAY)
     }
     assert await store.clear_limits(TEAM, Scope.CHANNEL, CHANNEL, Metric.USD, Period.MONTH) == 1
