@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.catalog import Catalog
 from bot.ports.quota import QuotaReader, QuotaUse
 from bot.services.digest_schedule import DAY, DigestPeriod, at_local
+from bot.services.forecast import Forecast, forecasts
 
 CHART_DAYS = 7
 TOP_USERS = 5
@@ -123,6 +124,7 @@ class Digest:
     previous_requests: int
     previous_cost_usd: Decimal
     days: tuple[DayCost, ...]
+    forecasts: tuple[Forecast, ...] = ()  # of the USD limits among quotas, when the digest was built
 
     @property
     def empty(self) -> bool:
@@ -169,6 +171,7 @@ class DigestBuilder:
         answered = [g for g in groups if g.ok and within(g, period.start, period.end)]
         failed = [g for g in groups if not g.ok and within(g, period.start, period.end)]
         before = [g for g in groups if g.ok and within(g, prev_start, prev_end)]
+        quotas = await self._read_quotas(team_id, channel_id, now)
         return Digest(
             team_id=team_id,
             channel_id=channel_id,
@@ -185,13 +188,14 @@ class DigestBuilder:
             primary_model=self._primary,
             fallbacks=sum(g.rows for g in answered if g.model != self._primary),
             failures=_failures(failed),
-            quotas=await self._read_quotas(team_id, channel_id, now),
+            quotas=quotas,
             top_users=tuple(top),
             energy=self._energy(answered),
             lifecycle_warnings=tuple(await self._lifecycle()) if self._lifecycle else (),
             previous_requests=sum(g.rows for g in before),
             previous_cost_usd=sum((g.cost_usd for g in before), Decimal(0)),
             days=self._days(groups, bounds, chart_first, period.last_day),
+            forecasts=tuple(forecasts(quotas or (), now)),
         )
 
     def _bounds(self, period: DigestPeriod, first: datetime, prev_end: datetime) -> list[datetime]:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from bot.ports.model_status import ModelHealth, ModelHealthReader
 from bot.ports.quota import QuotaReader, QuotaUse
 from bot.services.digest import Subscription
+from bot.services.forecast import Forecast, forecasts
 
 # The App Home holds at most 100 blocks; an admin sees this many channels, costliest first.
 ADMIN_CHANNELS_SHOWN = 40
@@ -56,6 +57,7 @@ class ChannelSetup:
     usage: ChannelUsage | None
     quotas: tuple[QuotaUse, ...] | None  # None: quotas cannot be read in this deployment
     digest: Subscription | None
+    forecasts: tuple[Forecast, ...] = ()  # of the USD limits among quotas, now
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,10 @@ class HomeService:
             quotas = None
             if self._quotas is not None:
                 quotas = tuple(await self._quotas.channel_quotas(team_id, channel_id, now))
-            rows.append(ChannelSetup(channel_id, by_channel.get(channel_id), quotas, digests.get(channel_id)))
+            rows.append(ChannelSetup(
+                channel_id, by_channel.get(channel_id), quotas, digests.get(channel_id),
+                forecasts=tuple(forecasts(quotas or (), now)),
+            ))
         return tuple(rows), max(0, len(ordered) - ADMIN_CHANNELS_SHOWN)
 
 

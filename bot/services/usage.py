@@ -10,6 +10,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.ports.quota import Period, QuotaReader, QuotaUse
+from bot.services.forecast import Forecast, forecasts
 from bot.services.quota_spec import period_start
 
 
@@ -115,6 +116,7 @@ class ChannelReport:
     month: PeriodUsage
     today: PeriodUsage
     quotas: tuple[QuotaUse, ...]
+    forecasts: tuple[Forecast, ...] = ()  # of the USD limits among quotas, at the time of the report
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ class UsageService:
             month=_period(month_start, now, rows),
             today=_period(day_start, now, [r for r in rows if r.recent]),
             quotas=tuple(quotas),
+            forecasts=tuple(forecasts(quotas, now)),
         )
 
     async def table(self, since: timedelta | None = None, channel_id: str | None = None) -> UsageTable:

@@ -12,6 +12,7 @@ from bot.ports.quota import Metric, QuotaUse
 from bot.services.digest import Digest, DigestPeriod, Frequency, ModelUsage
 from bot.slack import block_kit as kit
 from bot.slack.block_kit import Block
+from bot.slack.forecast_blocks import forecast_lines
 from bot.slack.markup import escape
 
 REASONS = {
@@ -46,6 +47,8 @@ def digest_message(digest: Digest, names: Mapping[str, str], *, chart: bool) -> 
     ]
     if digest.quotas is not None:
         blocks.append(kit.section(_quotas(digest.quotas, tz)))
+    if digest.forecasts:
+        blocks.append(kit.section("\n".join(f"• {line}" for line in forecast_lines(list(digest.forecasts), tz))))
     if digest.top_users:
         # Names, not mentions: a digest must not ping its top users; and a name is whatever its owner typed.
         lines = [

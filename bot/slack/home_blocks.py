@@ -13,6 +13,7 @@ from bot.services.home import ChannelSetup, ChannelUsage, HomeView
 from bot.slack import block_kit as kit
 from bot.slack import quota_blocks
 from bot.slack.block_kit import Block
+from bot.slack.forecast_blocks import forecast_lines
 
 # One section holds 3,000 characters: about this many channel lines.
 CHANNELS_SHOWN = 25
@@ -76,6 +77,7 @@ def _setup_text(setup: ChannelSetup, tz: ZoneInfo, digests_known: bool) -> str:
     lines = [f"*<#{setup.channel_id}>* — {usage}"]
     if setup.quotas is not None:
         lines += [f"Quota: {quota_blocks.use_line(q)}" for q in setup.quotas] or ["Quota: none"]
+        lines += forecast_lines(list(setup.forecasts), tz)
     if digests_known:
         lines.append(f"Digest: {digest_text(setup.digest, tz)}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from bot.services.usage import ChannelReport, ModelLine, PeriodUsage
 from bot.slack import block_kit as kit
 from bot.slack import quota_blocks
 from bot.slack.block_kit import Block
+from bot.slack.forecast_blocks import forecast_lines
 
 
 def usage_report(report: ChannelReport) -> list[Block]:
@@ -24,11 +25,14 @@ def usage_report(report: ChannelReport) -> list[Block]:
     if report.quotas:
         lines = "\n".join(f"• {quota_blocks.use_line(use)}" for use in report.quotas)
         blocks.append(kit.section(f"*Quotas*\n{lines}"))
+        if report.forecasts:
+            blocks.append(kit.section("\n".join(f"• {line}" for line in forecast_lines(list(report.forecasts), tz))))
     else:
         blocks.append(kit.section("*Quotas*\nNo quota applies to this channel."))
     blocks.append(kit.context(
         f"Days and months are counted in {tz.key}. Only answered requests are charged; "
-        "costs are exact API prices, savings compare the same tokens on the baseline model."
+        "costs are exact API prices, savings compare the same tokens on the baseline model. "
+        "Forecasts draw a straight line through this period's spend so far."
     ))
     return blocks
 

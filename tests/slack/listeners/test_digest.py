@@ -223,3 +223,17 @@ async def test_a_digest_names_its_top_users_without_pinging_or_linking(admin_fru
     body = json.dumps(post.params["blocks"], ensure_ascii=False)
     assert "1. &lt;!channel&gt; &lt;https://evil.example|click me&gt; &amp; co — " in body
     assert "<!channel>" not in body and "<https://evil" not in body
+
+
+async def test_now_shows_the_forecast_of_a_usd_limit(admin_frugal, fake_slack):
+    await _say(admin_frugal, "quota set here $5/month")
+    _, name = await admin_frugal.command("/rewrite", "pls fix this", user_id="U7", channel_id="C1", team_id="T0001")
+    await fake_slack.await_calls(f"response_url:{name}")
+
+    await _say(admin_frugal, "digest now")
+
+    [post] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == "C1")
+    blocks = post.params["blocks"]
+    body = blocks if isinstance(blocks, str) else json.dumps(blocks, ensure_ascii=False)
+    # Which of its cases it is depends on the day (tests/services/test_forecast.py); that it is there, not.
+    assert "Forecast for $5.00 per month _(this channel's own)_: " in body

@@ -119,3 +119,17 @@ async def test_home_is_refreshed_each_time_it_is_opened(frugal, fake_slack):
     second = _text(await _open_home(frugal, fake_slack, "U1"))
 
     assert "<#C1>" not in first and "<#C1> — 1 request · " in second
+
+
+async def test_admins_see_the_forecast_of_a_usd_limit(start_frugal, migrated_url, fake_slack):
+    frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")
+    response, _ = await frugal.command("/frugal", "quota set here $5/month", channel_id="C1", user_id="UADMIN")
+    assert response.status == 200
+    await _use(frugal, fake_slack, "C1", "U1")
+    _member_of(fake_slack)
+
+    admin_view = _text(await _open_home(frugal, fake_slack, "UADMIN"))
+
+    # What it says depends on the day of the month (tests/services/test_forecast.py has each case); that it is there, not.
+    assert "Forecast for $5.00 per month _(this channel's own)_: " in admin_view
+    assert "Forecast" not in _text(await _open_home(frugal, fake_slack, "U1"))

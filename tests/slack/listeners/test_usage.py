@@ -82,7 +82,7 @@ async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_
     text, _, sections = await _usage(frugal, fake_slack)
 
     assert text == "This channel this month: 4 requests, $1.38 + 1 request at an unknown price."
-    header, month, today, quotas, footer = sections
+    header, month, today, quotas, forecast, footer = sections
     assert header.startswith("*Frugal usage of <#C0001>* — ")
     assert month.splitlines() == [
         f"*This month* (since 1 {month_start:%b})",
@@ -101,7 +101,12 @@ async def test_usage_shows_this_month_today_by_model_and_the_quota_exact_to_the_
     ]
     assert quotas.startswith("*Quotas*\n• $1.38 of $5.00 per month used · *$3.62 left* · resets <!date^")
     assert "{date_short_pretty} at {time}|" in quotas and quotas.endswith("_(this channel's own)_")
-    assert "counted in UTC" in footer
+    # 591.5 of November's 720 hours have passed: $1.38 at that pace is $1.68 by the month's end.
+    assert forecast == (
+        "• Forecast for $5.00 per month _(this channel's own)_: about $1.68 by the end of the month at this pace, "
+        "within the limit."
+    )
+    assert "counted in UTC" in footer and "straight line" in footer
 
 
 async def test_a_quiet_channel_says_so_and_shows_the_default_quota(frugal, fake_slack):
