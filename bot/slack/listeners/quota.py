@@ -184,7 +184,8 @@ async def _clear(request: FrugalRequest, parsed: QuotaArgs) -> str:
         text += (
             " What applies now: " + "; ".join(quota_blocks.use_line(u) for u in uses) + "."
             if uses
-            else " No quota applies to it now."
+            else " No quota applies to it now." if target.scope is Scope.CHANNEL
+            else " No per-person quota applies to them now (channel quotas still do)."
         )
     return text
 

@@ -79,7 +79,9 @@ async def test_a_person_named_as_slack_escapes_them(frugal, admins, escaped):
     assert f"*Quotas of <@{ANA}>*" in shown and "0 of 50 requests per day used" in shown and "(their own)" in shown
 
     cleared = await _quota(frugal, f"clear {escaped}")
-    assert cleared["text"].startswith(f"Removed 1 limit from <@{ANA}>. No quota applies to it now.")
+    assert cleared["text"] == (
+        f"Removed 1 limit from <@{ANA}>. No per-person quota applies to them now (channel quotas still do)."
+    )
     assert await _limits(frugal, Scope.USER, ANA) == []
 
 
@@ -99,6 +101,9 @@ async def test_the_per_person_default(frugal, admins):
     await _quota(frugal, f"set <@{ANA}> $3/day")
     shown = _text(await _quota(frugal, f"show <@{ANA}>"))
     assert "$3.00 per day" in shown and "per-person default" not in shown
+    back = await _quota(frugal, f"clear <@{ANA}>")
+    assert back["text"].startswith(f"Removed 1 limit from <@{ANA}>. What applies now: $0.00 of $1.00 per day used")
+    assert "(per-person default)" in back["text"]
 
     gone = await _quota(frugal, "clear default-user")
     assert gone["text"].startswith("Removed 1 limit from the per-person default.")
