@@ -3,62 +3,20 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.catalog import Catalog
+from bot.ports.digest_queries import DigestQueries, UsageGroup, UserCost
 from bot.ports.quota import QuotaReader, QuotaUse
 from bot.services.digest_schedule import DAY, DigestPeriod, at_local
 from bot.services.forecast import Forecast, forecasts
 
 CHART_DAYS = 7
 TOP_USERS = 5
-
-
-@dataclass(frozen=True)
-class UsageGroup:
-    """One group of ledger rows: a time bucket × model × outcome × error code, summed in SQL."""
-
-    bucket: int
-    model: str
-    ok: bool
-    error_code: str | None
-    rows: int
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    cost_usd: Decimal
-    unpriced: int
-    compared: int  # rows priced on both their model and the baseline
-    compared_cost_usd: Decimal
-    compared_baseline_usd: Decimal
-    energy_wh: float
-    energy_missing: int
-
-
-@dataclass(frozen=True)
-class UserCost:
-    """A user's answered requests and their cost in the period."""
-
-    user_id: str
-    requests: int
-    cost_usd: Decimal
-
-
-class DigestQueries(Protocol):
-    """The ledger aggregations a digest needs (GROUP BY in the database)."""
-
-    async def usage_groups(self, team_id: str, channel_id: str, bounds: Sequence[datetime]) -> list[UsageGroup]:
-        """Groups of the rows in [bounds[0], bounds[-1]); bucket i is [bounds[i], bounds[i+1])."""
-        ...
-
-    async def top_users(self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> list[UserCost]:
-        """The users with the highest cost in [start, end)."""
-        ...
 
 
 @dataclass(frozen=True)

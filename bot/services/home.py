@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot.ports.home_queries import ChannelUsage, HomeQueries
 from bot.ports.model_status import ModelHealth, ModelHealthReader
 from bot.ports.quota import QuotaReader, QuotaUse
 from bot.services.digest import Subscription
@@ -16,29 +16,6 @@ from bot.services.forecast import Forecast, forecasts
 
 # The App Home holds at most 100 blocks; an admin sees this many channels, costliest first.
 ADMIN_CHANNELS_SHOWN = 40
-
-
-@dataclass(frozen=True)
-class ChannelUsage:
-    """One channel's answered requests, tokens and cost in a window."""
-
-    channel_id: str
-    requests: int
-    tokens: int
-    cost_usd: Decimal  # of the priced requests
-    unpriced: int = 0  # requests on models with no known price
-
-
-class HomeQueries(Protocol):
-    """The ledger reads the App Home needs, always within one workspace."""
-
-    async def usage_by_channel(self, team_id: str, start: datetime, end: datetime) -> list[ChannelUsage]:
-        """Every channel of the workspace with answered requests in [start, end)."""
-        ...
-
-    async def channels_used_by(self, team_id: str, user_id: str, start: datetime, end: datetime) -> set[str]:
-        """The channels where the user had requests answered in [start, end)."""
-        ...
 
 
 class SubscriptionLister(Protocol):

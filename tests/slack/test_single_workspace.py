@@ -68,7 +68,10 @@ async def test_a_connected_workspaces_mention_counts_against_the_channel_quota(f
     event = app_mention_event("<@UBOT> rewrite formal: can u send the report pls", channel=SHARED, user="UGUEST")
     body, content_type = event_callback(event | {"user_team": OTHER}, team_id=OTHER)
     await frugal.post(body, content_type)
-    [reply] = await installed.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == SHARED)
+    # The answer goes in the mention's thread (the channel also gets the quota's 100 % alert, at the top level).
+    [reply] = await installed.await_calls(
+        "chat.postMessage", predicate=lambda c: c.params.get("channel") == SHARED and c.params.get("thread_ts")
+    )
     await settle_listeners()
 
     assert "has no room for this request" in reply.params["text"]

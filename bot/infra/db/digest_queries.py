@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
-from bot.services.digest import UsageGroup, UserCost
+from bot.ports.digest_queries import UsageGroup, UserCost
 
 L = LedgerRow
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
-from bot.services.home import ChannelUsage
+from bot.ports.home_queries import ChannelUsage
 
 L = LedgerRow
 

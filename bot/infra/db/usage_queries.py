@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
-from bot.services.usage import UsageTotals
+from bot.ports.usage_queries import UsageTotals
 
 L = LedgerRow
 

@@ -9,7 +9,7 @@ from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.ledger import SqlLedger
 from bot.ports.ledger import LedgerEntry
-from bot.services.home import ChannelUsage
+from bot.ports.home_queries import ChannelUsage
 
 NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DEC = datetime(2026, 12, 1, tzinfo=timezone.utc)
