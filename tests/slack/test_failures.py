@@ -63,7 +63,7 @@ async def test_classify_over_the_default_usd_quota_is_refused_the_same_way(fruga
 
 
 def _use(scope: str, metric: Metric, limit: str, used: str) -> QuotaUse:
-    return QuotaUse(scope, "C1" if scope == "channel" else "", metric, Period.MONTH, Decimal(limit), Decimal(used),
+    return QuotaUse(scope, {"channel": "C1", "user": "U1"}.get(scope, ""), metric, Period.MONTH, Decimal(limit), Decimal(used),
                     datetime(2026, 11, 1, tzinfo=timezone.utc), DEC_1)
 
 
@@ -80,6 +80,10 @@ def test_each_scope_and_metric_reads_plainly():
     )
     assert "$4.99 of $5.00 used, with only $0.01 left" in quota_refusal(_use("channel", Metric.USD, "5", "4.99"))
     assert "200 of 200 requests used, so it is used up" in quota_refusal(_use("default", Metric.REQUESTS, "200", "200"))
+    per_person_default = QuotaUse("user", "", Metric.USD, Period.DAY, Decimal(1), Decimal(1), DEC_1, DEC_1)
+    assert quota_refusal(per_person_default).startswith(
+        ":no_entry: The workspace's default per-person quota of *$1.00 per day* has no room"
+    )
 
 
 def test_other_failures_keep_their_own_words():

@@ -43,7 +43,9 @@ async def test_the_per_person_default_counts_each_person_in_every_channel(frugal
     someone_else = await _rewrite(frugal, admins, BEN, C1)
 
     assert REFUSAL not in first and REFUSAL not in someone_else
-    assert again_elsewhere.startswith(":no_entry: Your personal quota of *1 request per day* has no room")
+    assert again_elsewhere.startswith(
+        ":no_entry: The workspace's default per-person quota of *1 request per day* has no room"
+    )
     assert "1 of 1 request used" in again_elsewhere and "Nothing was charged" in again_elsewhere
     assert len(fake_openai.requests) == 2
 
@@ -91,7 +93,7 @@ async def test_a_hard_limit_still_refuses_beside_a_warn_one(frugal, admins, fake
     texts = [await _rewrite(frugal, admins, ANA, C1) for _ in range(3)]
 
     assert [REFUSAL in t for t in texts] == [False, False, True]
-    assert texts[2].startswith(":no_entry: Your personal quota of *2 requests per day*")
+    assert texts[2].startswith(":no_entry: The workspace's default per-person quota of *2 requests per day*")
 
 
 def _now():
