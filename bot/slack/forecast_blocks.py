@@ -9,6 +9,8 @@ from bot.catalog import format_usd
 from bot.services.forecast import MIN_ELAPSED_SHARE, Forecast
 from bot.slack.quota_blocks import owner, per_period
 
+_SO_FAR = {"day": "today", "week": "this week", "month": "this month"}
+
 
 def forecast_line(f: Forecast, tz: ZoneInfo) -> str:
     """One line: where the period's spend is heading at its pace so far, said to be a forecast."""
@@ -17,6 +19,8 @@ def forecast_line(f: Forecast, tz: ZoneInfo) -> str:
     head = f"Forecast for {limit} _({owner(use)})_:"
     if f.already_over:
         return f"{head} the limit is reached already; it resets {_day(use.resets_at, tz)}."
+    if use.used == 0:
+        return f"{head} nothing spent yet {_SO_FAR[use.period.value]}."
     if f.projected is None:
         return (
             f"{head} too early to tell ({_percent(f.elapsed_share)} of the {use.period.value} has passed; "

@@ -46,6 +46,9 @@ def test_a_month_on_track_says_so():
 def test_no_spend_forecasts_nothing_spent():
     f = forecast(_use("0"), START + timedelta(days=20))
     assert (f.projected, f.over_at, f.on_track) == (Decimal(0), None, True)
+    assert forecast_line(f, UTC).endswith(": nothing spent yet this month.")
+    # Nothing spent is a fact, not an extrapolation: said even in the first hours.
+    assert forecast_line(forecast(_use("0"), START + timedelta(hours=1)), UTC).endswith(": nothing spent yet this month.")
 
 
 def test_the_first_hours_of_a_period_are_too_early_to_tell():

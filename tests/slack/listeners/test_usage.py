@@ -135,3 +135,74 @@ async def test_usage_always_says_how_many_tokens_were_cached(frugal, fake_slack)
     _, _, sections = await _usage(frugal, fake_slack)
 
     assert sections[1].splitlines()[1] == "`gpt-4.1-nano`: 1 request · 900 tokens in (0 cached), 80 out · *$0.25*"
+
+
+@pytest.fixture
+def frugal_at(start_frugal, migrated_url, monkeypatch):
+    """Start a Frugal whose usage and quota services read the given instant as the time."""
+    async def start(now: datetime):
+        monkeypatch.setattr(composition, "QuotaService", functools.partial(QuotaService, clock=lambda: now))
+        monkeypatch.setattr(composition, "UsageService", functools.partial(UsageService, clock=lambda: now))
+        return await start_frugal(migrated_url)
+    return start
+
+
+def _forecasts(sections: list[str]) -> list[str]:
+    return [line for s in sections if s.startswith("• Forecast") for line in s.splitlines()]
+
+
+async def _set(frugal, scope: Scope, target: str, limit: str) -> None:
+    await frugal.container.quota.set_limit("T0001", scope, target, parse_limit(limit), set_by="UADMIN")
+
+
+async def test_usage_forecasts_each_usd_limit_and_when_it_would_pass_it(frugal_at, fake_slack):
+    frugal = await frugal_at(NOW)
+    await _seed(
+        frugal,
+        _entry(NOW - timedelta(days=3), "gpt-4.1-nano", "4.20"),
+        _entry(NOW - timedelta(hours=1), "gpt-4.1-nano", "0.30"),
+    )
+    await _set(frugal, Scope.CHANNEL, "C0001", "$5/month")
+    await _set(frugal, Scope.DEFAULT, "", "$5/month")  # the channel's own limit replaces it
+    await _set(frugal, Scope.DEFAULT, "", "$1/day")
+    await _set(frugal, Scope.DEFAULT, "", "1000 requests/day")
+
+    _, _, sections = await _usage(frugal, fake_slack)
+
+    # 591.5 of November's 720 hours: $4.50 at that pace is $5.48 by the 30th, and $5 is spent after 657.2 hours;
+    # 15.5 of today's 24 hours: $0.30 at that pace is $0.465 by midnight.
+    assert _forecasts(sections) == [
+        "• Forecast for $5.00 per month _(this channel's own)_: about $5.48 by the end of the month at this pace: "
+        "*over the limit around Nov 28*.",
+        "• Forecast for $1.00 per day _(workspace default)_: about $0.465 by the end of the day at this pace, "
+        "within the limit.",
+    ]
+
+
+async def test_usage_says_it_is_too_early_to_forecast_in_the_first_tenth_of_a_month(frugal_at, fake_slack):
+    early = datetime(2026, 11, 2, 12, 0, tzinfo=timezone.utc)  # 36 of 720 hours
+    frugal = await frugal_at(early)
+    await _seed(frugal, _entry(early - timedelta(hours=1), "gpt-4.1-nano", "1"))
+    await _set(frugal, Scope.CHANNEL, "C0001", "$5/month")
+
+    _, _, sections = await _usage(frugal, fake_slack)
+
+    assert _forecasts(sections) == [
+        "• Forecast for $5.00 per month _(this channel's own)_: too early to tell (5 % of the month has passed; "
+        "forecasts start at 10 %)."
+    ]
+
+
+async def test_usage_says_a_reached_limit_is_reached_and_forecasts_nothing_spent(frugal_at, fake_slack):
+    frugal = await frugal_at(NOW)
+    await _seed(frugal, _entry(NOW - timedelta(hours=2), "gpt-4.1-nano", "1.50"))
+    await _set(frugal, Scope.CHANNEL, "C0001", "$1/month")
+    await _set(frugal, Scope.DEFAULT, "", "$5/month")
+
+    _, _, mine = await _usage(frugal, fake_slack)
+    _, _, quiet = await _usage(frugal, fake_slack, channel="C0002")
+
+    assert _forecasts(mine) == [
+        "• Forecast for $1.00 per month _(this channel's own)_: the limit is reached already; it resets Dec 1."
+    ]
+    assert _forecasts(quiet) == ["• Forecast for $5.00 per month _(workspace default)_: nothing spent yet this month."]
