@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
+from bot import composition
+from bot.infra.db.engine import make_sessionmaker
+from bot.infra.db.ledger import SqlLedger
+from bot.ports.ledger import LedgerEntry
+from bot.services.home import HomeService
+from bot.services.quota import QuotaService
 from tests.fakes.slack_signing import event_callback
 
 
@@ -133,3 +142,38 @@ async def test_admins_see_the_forecast_of_a_usd_limit(start_frugal, migrated_url
     # What it says depends on the day of the month (tests/services/test_forecast.py has each case); that it is there, not.
     assert "Forecast for $5.00 per month _(this channel's own)_: " in admin_view
     assert "Forecast" not in _text(await _open_home(frugal, fake_slack, "U1"))
+
+
+async def test_the_forecast_at_a_fixed_time_says_when_the_limit_would_be_passed(
+    start_frugal, migrated_url, fake_slack, monkeypatch
+):
+    now = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)  # 591.5 of November's 720 hours
+    monkeypatch.setattr(composition, "QuotaService", functools.partial(QuotaService, clock=lambda: now))
+    monkeypatch.setattr(composition, "HomeService", functools.partial(HomeService, clock=lambda: now))
+    frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")
+    ledger = SqlLedger(make_sessionmaker(frugal.container.engine))
+    for i, (channel, cost) in enumerate([("C1", "4.50"), ("C2", "1.00")]):
+        await ledger.record(LedgerEntry(
+            team_id="T0001", channel_id=channel, user_id="U1", request_key=f"k{i}", task="rewrite",
+            requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano", prompt_tokens=100, cached_tokens=0,
+            completion_tokens=10, cost_usd=Decimal(cost), baseline_cost_usd=None, energy_wh=None, latency_ms=1.0,
+            outcome="ok", error_code=None, attempt=1, created_at=now - timedelta(days=2),
+        ))
+    for text, channel in [("quota set here $5/month", "C1"), ("quota set default $2/month", "C1")]:
+        response, _ = await frugal.command("/frugal", text, channel_id=channel, user_id="UADMIN")
+        assert response.status == 200
+    _member_of(fake_slack)
+
+    sections = [b["text"]["text"] for b in (await _open_home(frugal, fake_slack, "UADMIN"))["blocks"] if "text" in b]
+
+    [c1] = [s for s in sections if s.startswith("*<#C1>*")]
+    [c2] = [s for s in sections if s.startswith("*<#C2>*")]
+    # $4.50 at that pace is $5.48 by the 30th; $5 is spent after 657.2 hours. C2 has only the default.
+    assert c1.splitlines()[2] == (
+        "Forecast for $5.00 per month _(this channel's own)_: about $5.48 by the end of the month at this pace: "
+        "*over the limit around Nov 28*."
+    )
+    assert c2.splitlines()[2] == (
+        "Forecast for $2.00 per month _(workspace default)_: about $1.22 by the end of the month at this pace, "
+        "within the limit."
+    )
