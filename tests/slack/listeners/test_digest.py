@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.digest import Frequency
+from bot import composition
+from bot.infra.db.engine import make_sessionmaker
+from bot.infra.db.ledger import SqlLedger
+from bot.ports.ledger import LedgerEntry
+from bot.services.digest import DigestService, Frequency
+from bot.services.quota import QuotaService
 from bot.slack.grammar import HELP_POINTER
 from bot.slack.listeners.digest import NOT_A_MEMBER_WARNING
 from tests.bolt_tasks import settle_listeners
@@ -237,3 +244,32 @@ async def test_now_shows_the_forecast_of_a_usd_limit(admin_frugal, fake_slack):
     body = blocks if isinstance(blocks, str) else json.dumps(blocks, ensure_ascii=False)
     # Which of its cases it is depends on the day (tests/services/test_forecast.py); that it is there, not.
     assert "Forecast for $5.00 per month _(this channel's own)_: " in body
+
+
+async def test_now_at_a_fixed_time_forecasts_each_usd_limit(start_frugal, migrated_url, fake_slack, monkeypatch):
+    now = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)  # 16:30 in Paris: 592.5 of November's 720 hours
+    monkeypatch.setattr(composition, "QuotaService", functools.partial(QuotaService, clock=lambda: now))
+    monkeypatch.setattr(composition, "DigestService", functools.partial(DigestService, clock=lambda: now))
+    frugal = await start_frugal(migrated_url, FRUGAL_ADMINS=ADMIN, FRUGAL_TIMEZONE="Europe/Paris")
+    ledger = SqlLedger(make_sessionmaker(frugal.container.engine))
+    for i, (at, cost) in enumerate([(now - timedelta(days=3), "4.20"), (now - timedelta(hours=1), "0.30")]):
+        await ledger.record(LedgerEntry(
+            team_id="T0001", channel_id="C1", user_id="U7", request_key=f"k{i}", task="rewrite",
+            requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano", prompt_tokens=100, cached_tokens=0,
+            completion_tokens=10, cost_usd=Decimal(cost), baseline_cost_usd=None, energy_wh=None, latency_ms=1.0,
+            outcome="ok", error_code=None, attempt=1, created_at=at,
+        ))
+    await _say(frugal, "quota set here $5/month")
+    await _say(frugal, "quota set default 100 requests/day")  # not in dollars: no forecast
+
+    await _say(frugal, "digest now")
+
+    [post] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == "C1")
+    blocks = post.params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    [forecast] = [b["text"]["text"] for b in blocks if "text" in b and "Forecast" in str(b["text"].get("text"))]
+    # $4.50 at that pace is $5.47 by the month's end; $5 is spent after 658.3 hours, on Nov 28 in Paris.
+    assert forecast == (
+        "• Forecast for $5.00 per month _(this channel's own)_: about $5.47 by the end of the month at this pace: "
+        "*over the limit around Nov 28*."
+    )
