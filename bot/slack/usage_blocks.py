@@ -29,11 +29,13 @@ def usage_report(report: ChannelReport) -> list[Block]:
             blocks.append(kit.section("\n".join(f"• {line}" for line in forecast_lines(list(report.forecasts), tz))))
     else:
         blocks.append(kit.section("*Quotas*\nNo quota applies to this channel."))
-    blocks.append(kit.context(
+    note = (
         f"Days and months are counted in {tz.key}. Only answered requests are charged; "
-        "costs are exact API prices, savings compare the same tokens on the baseline model. "
-        "Forecasts draw a straight line through this period's spend so far."
-    ))
+        "costs are exact API prices, savings compare the same tokens on the baseline model."
+    )
+    if report.forecasts:
+        note += " Forecasts draw a straight line through this period's spend so far."
+    blocks.append(kit.context(note))
     return blocks
 
 

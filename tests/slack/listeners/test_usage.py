@@ -118,6 +118,7 @@ async def test_a_quiet_channel_says_so_and_shows_the_default_quota(frugal, fake_
     assert sections[1].endswith("\nNo requests.") and sections[2].endswith("\nNo requests.")
     assert sections[3].startswith("*Quotas*\n• 0 of 200 requests per day used · *200 requests left*")
     assert sections[3].endswith("_(workspace default)_")
+    assert "Forecast" not in " ".join(sections)  # a limit on requests gets none, and the footer does not mention one
 
 
 async def test_without_quotas_the_report_says_none_apply(frugal, fake_slack):
