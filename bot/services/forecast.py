@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from bot.ports.quota import Metric, QuotaUse
@@ -43,9 +43,11 @@ def forecast(use: QuotaUse, now: datetime) -> Forecast | None:
     """The straight-line forecast of a USD limit at `now`; None for limits on requests or tokens."""
     if use.metric is not Metric.USD:
         return None
+    # In UTC: subtracting two times of one zone would count wall-clock hours, wrong across a clock change.
     # In whole microseconds, so the share and the projection are exact decimals.
-    length = (use.resets_at - use.period_start) // _MICROSECOND
-    elapsed = min(max((now - use.period_start) // _MICROSECOND, 0), length)
+    start, end, now = (_utc(t) for t in (use.period_start, use.resets_at, now))
+    length = (end - start) // _MICROSECOND
+    elapsed = min(max((now - start) // _MICROSECOND, 0), length)
     share = Decimal(elapsed) / Decimal(length) if length > 0 else Decimal(1)
     if use.used >= use.limit:
         return Forecast(use, share, None, None)
@@ -55,8 +57,13 @@ def forecast(use: QuotaUse, now: datetime) -> Forecast | None:
     over_at = None
     if projected > use.limit and use.used > 0:
         # At the pace so far (used per elapsed second), the limit is reached after limit / pace seconds.
-        over_at = use.period_start + _MICROSECOND * int(Decimal(elapsed) * use.limit / use.used)
+        over_at = start + _MICROSECOND * int(Decimal(elapsed) * use.limit / use.used)
     return Forecast(use, share, projected, over_at)
+
+
+def _utc(instant: datetime) -> datetime:
+    # A time without a zone is UTC here, as the ledger and the quota store keep them.
+    return instant.replace(tzinfo=timezone.utc) if instant.tzinfo is None else instant.astimezone(timezone.utc)
 
 
 def forecasts(uses: tuple[QuotaUse, ...] | list[QuotaUse], now: datetime) -> list[Forecast]:

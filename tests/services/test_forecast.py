@@ -79,3 +79,25 @@ def test_dates_read_in_the_operators_zone():
     assert f.over_at == START + timedelta(days=24, hours=23)
     assert forecast_line(f, UTC).endswith("around Dec 25*.")
     assert forecast_line(f, ZoneInfo("Asia/Tokyo")).endswith("around Dec 26*.")
+
+
+def test_a_month_with_a_clock_change_counts_its_real_hours():
+    # October 2026 in Paris has 745 hours (clocks go back on the 25th); 372.5 of them is exactly half.
+    paris = ZoneInfo("Europe/Paris")
+    start, end = datetime(2026, 10, 1, tzinfo=paris), datetime(2026, 11, 1, tzinfo=paris)
+    use = QuotaUse(
+        scope="default", target="", metric=Metric.USD, period=Period.MONTH, limit=Decimal(5), used=Decimal(3),
+        period_start=start, resets_at=end,
+    )
+    halfway = start.astimezone(timezone.utc) + timedelta(hours=372.5)
+    f = forecast(use, halfway)
+    assert f.elapsed_share == Decimal("0.5") and f.projected == Decimal(6)
+    # $3 in 372.5 hours: $5 after 620.83 hours, on Oct 26 in Paris (after the change).
+    assert f.over_at == start.astimezone(timezone.utc) + timedelta(hours=372.5) * 5 / 3
+    assert forecast_line(f, paris).endswith("*over the limit around Oct 26*.")
+
+
+def test_a_forecast_never_reads_before_the_period_or_after_its_end():
+    f = forecast(_use("1"), END + timedelta(days=3))  # a use read late: the whole period has passed
+    assert f.elapsed_share == 1 and f.projected == Decimal(1)
+    assert forecast(_use("1"), START - timedelta(hours=1)).too_early
