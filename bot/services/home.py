@@ -16,6 +16,8 @@ from bot.services.forecast import Forecast, forecasts
 
 # The App Home holds at most 100 blocks; an admin sees this many channels, costliest first.
 ADMIN_CHANNELS_SHOWN = 40
+# A user sees the forecasts of their costliest channels' USD limits, up to this many channels.
+FORECAST_CHANNELS = 8
 
 
 class SubscriptionLister(Protocol):
@@ -48,6 +50,7 @@ class HomeView:
     admin: tuple[ChannelSetup, ...] | None  # None: not an admin
     admin_hidden: int  # channels left out of `admin` for room
     digests_known: bool
+    forecasts: tuple[tuple[str, Forecast], ...] = ()  # (channel, forecast) of the user's costliest channels
 
 
 def month_bounds(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -92,7 +95,13 @@ class HomeService:
         channels = tuple(_costliest_first(u for u in usage if u.channel_id in theirs))
         models = tuple(await self._health.model_health()) if self._health is not None else None
         admin, hidden = await self._admin_view(team_id, usage, now) if is_admin else (None, 0)
-        return HomeView(start, end, channels, models, admin, hidden, digests_known=self._digests is not None)
+        ahead = []
+        if self._quotas is not None:
+            for u in channels[:FORECAST_CHANNELS]:
+                ahead += [(u.channel_id, f) for f in forecasts(await self._quotas.channel_quotas(team_id, u.channel_id, now), now)]
+        return HomeView(
+            start, end, channels, models, admin, hidden, digests_known=self._digests is not None, forecasts=tuple(ahead)
+        )
 
     async def _admin_view(
         self, team_id: str, usage: list[ChannelUsage], now: datetime

@@ -13,10 +13,12 @@ from bot.services.home import ChannelSetup, ChannelUsage, HomeView
 from bot.slack import block_kit as kit
 from bot.slack import quota_blocks
 from bot.slack.block_kit import Block
-from bot.slack.forecast_blocks import forecast_lines
+from bot.slack.forecast_blocks import forecast_line, forecast_lines
 
 # One section holds 3,000 characters: about this many channel lines.
 CHANNELS_SHOWN = 25
+# About 200 characters each, within the same 3,000.
+FORECASTS_SHOWN = 12
 
 
 def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None) -> dict[str, Any]:
@@ -29,6 +31,9 @@ def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None)
     ]
     if channels_note:
         blocks.append(kit.context(channels_note))
+    if view.forecasts:
+        lines = [f"• <#{channel}> — {forecast_line(f, tz)}" for channel, f in view.forecasts[:FORECASTS_SHOWN]]
+        blocks.append(kit.section("*Forecasts* (a straight line through this period's spend so far)\n" + "\n".join(lines)))
     blocks += [kit.divider(), kit.section("*Models*\n" + _model_lines(view.models, tz))]
     if view.admin is not None:
         blocks += [kit.divider(), kit.section("*Every channel* (admins only)")]

@@ -141,7 +141,10 @@ async def test_admins_see_the_forecast_of_a_usd_limit(start_frugal, migrated_url
 
     # What it says depends on the day of the month (tests/services/test_forecast.py has each case); that it is there, not.
     assert "Forecast for $5.00 per month _(this channel's own)_: " in admin_view
-    assert "Forecast" not in _text(await _open_home(frugal, fake_slack, "U1"))
+    # A user sees the forecasts of the channels they use, not the admins' list.
+    user_view = _text(await _open_home(frugal, fake_slack, "U1"))
+    assert "• <#C1> — Forecast for $5.00 per month _(this channel's own)_: " in user_view
+    assert "admins only" not in user_view
 
 
 async def test_the_forecast_at_a_fixed_time_says_when_the_limit_would_be_passed(
@@ -177,3 +180,14 @@ async def test_the_forecast_at_a_fixed_time_says_when_the_limit_would_be_passed(
         "Forecast for $2.00 per month _(workspace default)_: about $1.22 by the end of the month at this pace, "
         "within the limit."
     )
+
+    # U1 used both channels: their own Home has the same forecasts, costliest channel first.
+    user = [b["text"]["text"] for b in (await _open_home(frugal, fake_slack, "U1"))["blocks"] if "text" in b]
+    [forecasts] = [s for s in user if s.startswith("*Forecasts*")]
+    assert forecasts.splitlines() == [
+        "*Forecasts* (a straight line through this period's spend so far)",
+        "• <#C1> — Forecast for $5.00 per month _(this channel's own)_: about $5.48 by the end of the month at this "
+        "pace: *over the limit around Nov 28*.",
+        "• <#C2> — Forecast for $2.00 per month _(workspace default)_: about $1.22 by the end of the month at this "
+        "pace, within the limit.",
+    ]
