@@ -64,10 +64,14 @@ def main() -> int:
             print("\n$ signed /usage  → frugal-1")
             print(_command(slack, 3101, "/usage", "", "usage"))
             sql = "SELECT count(*) AS ledger_rows, count(DISTINCT request_key) AS requests FROM usage_ledger"
-            _show(f"psql (the one database): {sql}", _run(
-                ["psql", "-h", "127.0.0.1", "-p", "55432", "-U", "frugal", "-d", "postgres", "-c", sql], env
-            ))
-            _show("docker-compose logs frugal-1 frugal-2 (last lines)", _run([*COMPOSE, "logs", "--tail", "6", "frugal-1", "frugal-2"], env))
+            _show(
+                f"psql (the one database): {sql}",
+                _run(["psql", "-h", "127.0.0.1", "-p", "55432", "-U", "frugal", "-d", "postgres", "-c", sql], env),
+            )
+            _show(
+                "docker-compose logs frugal-1 frugal-2 (last lines)",
+                _run([*COMPOSE, "logs", "--tail", "6", "frugal-1", "frugal-2"], env),
+            )
         finally:
             if not args.keep:
                 _run([*COMPOSE, "down", "-v"], env)
@@ -94,11 +98,15 @@ def _wait_healthy(name: str, port: int) -> None:
     while time.monotonic() < deadline:
         state = subprocess.run(
             ["docker", "inspect", "--format", "{{.State.Health.Status}}", f"frugal-smoke_{name}_1"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         if state == "healthy":
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-                print(f"{name}: docker health {state}; GET 127.0.0.1:{port}/healthz → {response.status} {json.loads(response.read())}")
+                print(
+                    f"{name}: docker health {state}; GET 127.0.0.1:{port}/healthz → {response.status} {json.loads(response.read())}"
+                )
             return
         time.sleep(1)
     raise SystemExit(f"{name} did not become healthy in 120 s")

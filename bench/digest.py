@@ -123,8 +123,11 @@ async def _measure(backend: str, n: int, runs: int) -> list[Result]:
                 await conn.execute(text("VACUUM ANALYZE usage_ledger" if backend == "postgresql" else "ANALYZE"))
             load_s = time.perf_counter() - started
             builder = DigestBuilder(
-                SqlDigestQueries(make_sessionmaker(engine)), Catalog.load(None),
-                primary_model="gpt-4.1-nano", baseline_model="gpt-4o", tz=TZ,
+                SqlDigestQueries(make_sessionmaker(engine)),
+                Catalog.load(None),
+                primary_model="gpt-4.1-nano",
+                baseline_model="gpt-4o",
+                tz=TZ,
             )
             week = DigestPeriod.ending_before(Frequency.WEEKLY, SEND_DAY, TZ)
             month_first = SEND_DAY - timedelta(days=DAYS)

@@ -66,10 +66,18 @@ SERVERS = ("frugal", "baseline")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--concurrency", type=_levels, default=[],
-                        help="closed loop: virtual users, each with one command in flight; a list (50,200) runs each in turn")
-    parser.add_argument("--rate", type=_levels, default=[],
-                        help="open loop: commands sent a second, whatever the answers; a list (100,220) runs each in turn")
+    parser.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=[],
+        help="closed loop: virtual users, each with one command in flight; a list (50,200) runs each in turn",
+    )
+    parser.add_argument(
+        "--rate",
+        type=_levels,
+        default=[],
+        help="open loop: commands sent a second, whatever the answers; a list (100,220) runs each in turn",
+    )
     parser.add_argument("--model-latency", type=float, default=1.0, help="seconds the fake OpenAI takes per answer")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds (after the warm-up)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
@@ -149,7 +157,9 @@ def summarize(result: LoadResult) -> dict[str, float | int | None]:
     }
 
 
-def markdown(args: argparse.Namespace, results: dict[LoadPlan, dict[str, LoadResult]], load_before: tuple[float, ...]) -> str:
+def markdown(
+    args: argparse.Namespace, results: dict[LoadPlan, dict[str, LoadResult]], load_before: tuple[float, ...]
+) -> str:
     """The report: a table per load level, then the machine and the command."""
     lines = [table(args, plan, level) for plan, level in results.items()]
     lines += [machine(load_before), "", f"Command: `python bench/load.py {command_line(args)}`", ""]
@@ -174,15 +184,20 @@ def table(args: argparse.Namespace, plan: LoadPlan, results: dict[str, LoadResul
         return f"| {label} | " + " | ".join(cell(figures[n]) for n in names) + f" | {target} |"
 
     lines = [
-        f"### Load: {heading}, model latency {args.model_latency:g} s, "
-        f"{args.duration:g} s measured, {args.database}",
+        f"### Load: {heading}, model latency {args.model_latency:g} s, {args.duration:g} s measured, {args.database}",
         "",
         "| | " + " | ".join(titles[n] for n in names) + " | target (Frugal) |",
         "|---|" + "---|" * len(names) + "---|",
         row("completed replies/s", lambda f: number(f["replies_per_s"], 1), replies_target(plan.rate)),
-        row(*level_row, "" if plan.rate is None else f"≤ {number(KEEP_UP_IN_FLIGHT * plan.rate * args.model_latency, 0)}"),
-        row("ack latency p50 / p99 (ms)", lambda f: f"{number(f['ack_p50'], 1)} / {number(f['ack_p99'], 1)}",
-            f"p99 ≤ {TARGET_ACK_P99_MS}"),
+        row(
+            *level_row,
+            "" if plan.rate is None else f"≤ {number(KEEP_UP_IN_FLIGHT * plan.rate * args.model_latency, 0)}",
+        ),
+        row(
+            "ack latency p50 / p99 (ms)",
+            lambda f: f"{number(f['ack_p50'], 1)} / {number(f['ack_p99'], 1)}",
+            f"p99 ≤ {TARGET_ACK_P99_MS}",
+        ),
         row("end-to-end p50 / p99 (ms)", lambda f: f"{number(f['e2e_p50'], 0)} / {number(f['e2e_p99'], 0)}"),
         row("CPU ms per reply", lambda f: number(f["cpu_ms"], 2)),
         row("peak RSS (MB)", lambda f: number(f["rss_mb"], 0), f"≤ {TARGET_RSS_MB}"),
@@ -193,7 +208,8 @@ def table(args: argparse.Namespace, plan: LoadPlan, results: dict[str, LoadResul
         result = results[name]
         if result.errors or result.duplicate_replies or result.late_replies:
             breakdown = dict(result.errors) | {
-                "duplicate replies": result.duplicate_replies, "replies after their request gave up": result.late_replies
+                "duplicate replies": result.duplicate_replies,
+                "replies after their request gave up": result.late_replies,
             }
             lines.append(f"Errors, {name}: " + ", ".join(f"{k}: {v}" for k, v in breakdown.items() if v))
     if "frugal" in figures:
@@ -231,8 +247,11 @@ def verdict(
 def machine(load_before: tuple[float, ...]) -> str:
     """The machine and the software the figures were taken on."""
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor() or "unknown CPU",
     )
     versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)

@@ -70,7 +70,10 @@ class ReplyInbox:
     def strays(self, prefix: str) -> tuple[int, int]:
         """Duplicate and late replies to commands named ``prefix-...`` (a run's own, not an earlier server's)."""
         mine = f"{prefix}-"
-        return (sum(n.startswith(mine) for n in self._duplicate_names), sum(n.startswith(mine) for n in self._late_names))
+        return (
+            sum(n.startswith(mine) for n in self._duplicate_names),
+            sum(n.startswith(mine) for n in self._late_names),
+        )
 
     def drain_pipe(self) -> None:
         """Read every arrival queued on the pipe (called when it is readable)."""
@@ -126,10 +129,12 @@ async def drive(target: Target, plan: LoadPlan, inbox: ReplyInbox, response_url:
         async with aiohttp.ClientSession(connector=connector) as http:
             cpu_task = asyncio.create_task(_cpu_over(target, window))
             if plan.rate is None:
-                await asyncio.gather(*(
-                    _virtual_user(user, prefix, target, plan, window[1], inbox, response_url, http, ids, samples)
-                    for user in range(plan.concurrency)
-                ))
+                await asyncio.gather(
+                    *(
+                        _virtual_user(user, prefix, target, plan, window[1], inbox, response_url, http, ids, samples)
+                        for user in range(plan.concurrency)
+                    )
+                )
             else:
                 in_flight = await _open_loop(prefix, target, plan, window, inbox, response_url, http, samples)
             cpu_seconds = await cpu_task
@@ -222,20 +227,32 @@ async def _one_command(
 ) -> Sample:
     marker = f"request {name}"
     body, content_type = slash_command(
-        "/rewrite", f"please tidy up this sentence, {marker}", user_id=f"U{user:05d}",
-        trigger_id=f"{name}.{user}.bench", response_url=response_url,
+        "/rewrite",
+        f"please tidy up this sentence, {marker}",
+        user_id=f"U{user:05d}",
+        trigger_id=f"{name}.{user}.bench",
+        response_url=response_url,
     )
     headers = sign_request(SIGNING_SECRET, body) | {"Content-Type": content_type}
     reply = inbox.expect(name)
     sent = time.time()
     try:
         try:
-            async with http.post(target.url + "/slack/events", data=body, headers=headers,
-                                 timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S)) as response:
+            async with http.post(
+                target.url + "/slack/events",
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S),
+            ) as response:
                 await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as err:
-            return Sample(sent, None, None, "no ack within 3 s" if isinstance(err, TimeoutError) else f"ack failed: {type(err).__name__}")
+            return Sample(
+                sent,
+                None,
+                None,
+                "no ack within 3 s" if isinstance(err, TimeoutError) else f"ack failed: {type(err).__name__}",
+            )
         acked = time.time()
         if status != 200:
             return Sample(sent, acked, None, f"ack HTTP {status}")

@@ -214,8 +214,9 @@ class Run:
     late: int
 
 
-async def drive(target: Target, rate: float, warmup: float, duration: float, reply_timeout: float,
-                slack: SlackProcess) -> Run:
+async def drive(
+    target: Target, rate: float, warmup: float, duration: float, reply_timeout: float, slack: SlackProcess
+) -> Run:
     """Send the mix at ``rate`` a second until the window ends, then wait for the replies still due."""
     loop = asyncio.get_running_loop()
     inbox = Inbox(slack.replies)
@@ -245,37 +246,66 @@ async def drive(target: Target, rate: float, warmup: float, duration: float, rep
     return Run(samples, window, cpu_seconds, target.peak_rss_mb(), others, inbox.late)
 
 
-async def _one(kind: str, number: int, target: Target, http: aiohttp.ClientSession, inbox: Inbox,
-               slack: SlackProcess, reply_timeout: float, samples: list[Sample]) -> None:
+async def _one(
+    kind: str,
+    number: int,
+    target: Target,
+    http: aiohttp.ClientSession,
+    inbox: Inbox,
+    slack: SlackProcess,
+    reply_timeout: float,
+    samples: list[Sample],
+) -> None:
     channel, user = number % CHANNELS, number % USERS
     marker = f"request m{number}"
     name = f"m{number}"
     if kind == "click" and not inbox.buttons:
         kind = "rewrite"  # no answer with a button has arrived yet
     if kind == "rewrite":
-        body = slash_command("/rewrite", f"please tidy up this sentence, {marker}", **_who(channel, user, number),
-                             response_url=f"{slack.base_url}/response/{name}")
+        body = slash_command(
+            "/rewrite",
+            f"please tidy up this sentence, {marker}",
+            **_who(channel, user, number),
+            response_url=f"{slack.base_url}/response/{name}",
+        )
     elif kind == "classify":
-        body = slash_command("/classify", f"is this a question or a bug report, {marker}", **_who(channel, user, number),
-                             response_url=f"{slack.base_url}/response/{name}")
+        body = slash_command(
+            "/classify",
+            f"is this a question or a bug report, {marker}",
+            **_who(channel, user, number),
+            response_url=f"{slack.base_url}/response/{name}",
+        )
     elif kind == "usage":
-        body = slash_command("/usage", "", **_who(channel, user, number), response_url=f"{slack.base_url}/response/{name}")
+        body = slash_command(
+            "/usage", "", **_who(channel, user, number), response_url=f"{slack.base_url}/response/{name}"
+        )
     elif kind == "mention":
-        event = app_mention_event(f"<@UBOT> rewrite make this friendlier, {marker}", channel=f"C{channel:05d}",
-                                  user=f"U{user:05d}", ts=f"{int(time.time())}.{number:06d}")
+        event = app_mention_event(
+            f"<@UBOT> rewrite make this friendlier, {marker}",
+            channel=f"C{channel:05d}",
+            user=f"U{user:05d}",
+            ts=f"{int(time.time())}.{number:06d}",
+        )
         name = f"thread:{event['ts']}"
         body = event_callback(event, event_id=f"Ev{number:08d}x{os.getpid()}")
     else:
         channel, user, action_id, value = inbox.buttons[number % len(inbox.buttons)]
-        body = block_actions(action_id, value, channel_id=f"C{channel:05d}", user_id=f"U{user:05d}",
-                             trigger_id=f"{number}.{user}.mixed", response_url=f"{slack.base_url}/response/{name}")
+        body = block_actions(
+            action_id,
+            value,
+            channel_id=f"C{channel:05d}",
+            user_id=f"U{user:05d}",
+            trigger_id=f"{number}.{user}.mixed",
+            response_url=f"{slack.base_url}/response/{name}",
+        )
     text, content_type = body
     reply = inbox.expect(name)
     headers = sign_request(SIGNING_SECRET, text) | {"Content-Type": content_type}
     sent = time.time()
     try:
-        async with http.post(target.url + "/slack/events", data=text, headers=headers,
-                             timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S)) as response:
+        async with http.post(
+            target.url + "/slack/events", data=text, headers=headers, timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S)
+        ) as response:
             await response.read()
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as err:
@@ -394,8 +424,11 @@ def markdown(args: argparse.Namespace, run: Run, load_before: tuple[float, ...])
         f"Target ack p99 ≤ {TARGET_ACK_P99_MS} ms over all kinds: {'met' if ok and not errors else 'MISSED'}.",
     ]
     if errors or run.late:
-        lines.append("Errors: " + ", ".join(f"{k}: {v}" for k, v in errors.items())
-                     + (f"; replies after their delivery gave up: {run.late}" if run.late else ""))
+        lines.append(
+            "Errors: "
+            + ", ".join(f"{k}: {v}" for k, v in errors.items())
+            + (f"; replies after their delivery gave up: {run.late}" if run.late else "")
+        )
     others = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in run.others) or "nothing measurable"
     lines += [
         f"Other CPU use over the {args.duration:g} s window (the fakes and the database included): {others}.",
@@ -441,8 +474,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reply-timeout", type=float, default=30.0, help="seconds to wait for one reply")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES)
-    parser.add_argument("--quota", action="store_true",
-                        help="set a workspace default quota (requests and USD a month, never reached) before the run")
+    parser.add_argument(
+        "--quota",
+        action="store_true",
+        help="set a workspace default quota (requests and USD a month, never reached) before the run",
+    )
     parser.add_argument("--output", type=Path, default=None, help="where the markdown report is written")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.model_latency < 0 or args.warmup < 0:

@@ -83,7 +83,9 @@ async def latencies(url: str, claims: int) -> tuple[dict[str, list[float]], floa
         for i in range(claims):
             key = f"event:{run}:{i}"
             samples["claim, new key"].append(await _timed(lambda key=key: store.claim(key, team_id="T1", kind="event")))
-            samples["claim, duplicate"].append(await _timed(lambda key=key: store.claim(key, team_id="T1", kind="event")))
+            samples["claim, duplicate"].append(
+                await _timed(lambda key=key: store.claim(key, team_id="T1", kind="event"))
+            )
             samples["finish"].append(await _timed(lambda key=key: store.finish(key)))
         per_claim = len(statements) / (3 * claims)
     finally:

@@ -40,6 +40,7 @@ from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
+from bench.databases import throwaway_postgres  # noqa: E402
 from bot.config import normalize_database_url  # noqa: E402
 from bot.infra.db.engine import make_engine  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
@@ -47,7 +48,6 @@ from bot.infra.db.quota_store import SqlQuotaStore  # noqa: E402
 from bot.ports.quota import Metric, Period  # noqa: E402
 from bot.ports.quota_store import Level, LimitRecord, ReserveRequest, Scope, Usage  # noqa: E402
 from bot.services.quota_spec import period_starts  # noqa: E402
-from bench.databases import throwaway_postgres  # noqa: E402
 
 TARGET_P50_MS = 2.0
 TEAM, CHANNEL = "TBENCH", "CBENCH"
@@ -100,8 +100,10 @@ async def sequential(store: SqlQuotaStore, ops: int) -> dict[str, float]:
     for _ in range(ops):
         await _one(store, reserves, settles)
     return {
-        "reserve_p50": statistics.median(reserves), "reserve_p99": _percentile(reserves, 0.99),
-        "settle_p50": statistics.median(settles), "settle_p99": _percentile(settles, 0.99),
+        "reserve_p50": statistics.median(reserves),
+        "reserve_p99": _percentile(reserves, 0.99),
+        "settle_p50": statistics.median(settles),
+        "settle_p99": _percentile(settles, 0.99),
     }
 
 
@@ -120,8 +122,10 @@ async def contention(store: SqlQuotaStore, ops: int, workers: int) -> dict[str, 
     elapsed = time.perf_counter() - started
     return {
         "pairs_per_s": per_worker * workers / elapsed,
-        "reserve_p50": statistics.median(reserves), "reserve_p99": _percentile(reserves, 0.99),
-        "settle_p50": statistics.median(settles), "settle_p99": _percentile(settles, 0.99),
+        "reserve_p50": statistics.median(reserves),
+        "reserve_p99": _percentile(reserves, 0.99),
+        "settle_p50": statistics.median(settles),
+        "settle_p99": _percentile(settles, 0.99),
     }
 
 
@@ -170,7 +174,9 @@ async def round_trips(url: str, *, ops: int = 200) -> dict[str, float]:
         proxied = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         engine = make_engine(proxied)
         statements = {"n": 0}
-        event.listen(engine.sync_engine, "before_cursor_execute", lambda *a, **k: statements.update(n=statements["n"] + 1))
+        event.listen(
+            engine.sync_engine, "before_cursor_execute", lambda *a, **k: statements.update(n=statements["n"] + 1)
+        )
         store = SqlQuotaStore(engine)
         held: list[str] = []
         try:
@@ -232,7 +238,9 @@ def _table(results: dict[str, dict[str, dict[str, float]]], trips: dict[str, dic
         lines.append("")
         figures = results["PostgreSQL"]["sequential"]
         met = max(figures["reserve_p50"], figures["settle_p50"]) <= TARGET_P50_MS
-        lines.append(f"Target on PostgreSQL, p50 ≤ {TARGET_P50_MS:g} ms each (sequential): {'met' if met else 'NOT met'}.")
+        lines.append(
+            f"Target on PostgreSQL, p50 ≤ {TARGET_P50_MS:g} ms each (sequential): {'met' if met else 'NOT met'}."
+        )
     return "\n".join(lines)
 
 
@@ -256,7 +264,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16, help="concurrent tasks in the contention pass")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = parser.parse_args()
-    postgres = None if args.no_postgres else os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    postgres = (
+        None
+        if args.no_postgres
+        else os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     print(asyncio.run(run(args.ops, args.workers, postgres)))
 
 

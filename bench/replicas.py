@@ -65,9 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duplicate-every", type=int, default=4, help="every N-th delivery goes to both replicas")
     parser.add_argument("--retry-every", type=int, default=8, help="every N-th delivery is retried after its reply")
     parser.add_argument("--reply-timeout", type=float, default=30.0, help="seconds to wait for one reply")
-    parser.add_argument("--warmup", type=float, default=1.0,
-                        help="latencies of deliveries sent in the first seconds (all users starting at once) are not "
-                             "counted; every delivery counts for exactness")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=1.0,
+        help="latencies of deliveries sent in the first seconds (all users starting at once) are not "
+        "counted; every delivery counts for exactness",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on the whole run, in seconds")
     parser.add_argument("--postgres-url", default=os.environ.get("TEST_DATABASE_URL") or DEFAULT_POSTGRES)
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the markdown report is written")
@@ -107,8 +111,14 @@ class Run:
 class Driver:
     """The closed loop: each virtual user sends a delivery, waits for its one reply, and sends the next."""
 
-    def __init__(self, args: argparse.Namespace, targets: list[Target], inbox: ReplyInbox, fakes: FakeProcesses,
-                 http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        targets: list[Target],
+        inbox: ReplyInbox,
+        fakes: FakeProcesses,
+        http: aiohttp.ClientSession,
+    ) -> None:
         self.args, self.targets, self.inbox, self.fakes, self.http = args, targets, inbox, fakes, http
         self.run = Run()
         self._ids = itertools.count()
@@ -126,8 +136,12 @@ class Driver:
         name = f"rep-{i}"
         marker = f"delivery {name}"
         body, content_type = slash_command(
-            "/rewrite", f"please tidy up this sentence, {marker}", user_id=f"U{user:05d}", channel_id=CHANNEL,
-            trigger_id=f"{i}.{user}.replicas", response_url=self.fakes.response_url(name),
+            "/rewrite",
+            f"please tidy up this sentence, {marker}",
+            user_id=f"U{user:05d}",
+            channel_id=CHANNEL,
+            trigger_id=f"{i}.{user}.replicas",
+            response_url=self.fakes.response_url(name),
         )
         first, other = self.targets[i % 2], self.targets[(i + 1) % 2]
         to = [first, other] if i % self.args.duplicate_every == 0 else [first]
@@ -145,18 +159,27 @@ class Driver:
         if i % self.args.retry_every == 0:
             retry = await self._post(other, body, content_type, RETRY_HEADERS)
             acks += [retry] if retry is not None else []
-        kind = "answered" if arrival.text.startswith("[") and marker in arrival.text else (
-            "refused" if REFUSAL in arrival.text else "reply is neither the rewrite nor the refusal")
+        kind = (
+            "answered"
+            if arrival.text.startswith("[") and marker in arrival.text
+            else ("refused" if REFUSAL in arrival.text else "reply is neither the rewrite nor the refusal")
+        )
         return Outcome(sent, tuple(acks), arrival.at, kind)
 
-    async def _post(self, target: Target, body: str, content_type: str, extra: dict[str, str] | None = None) -> float | None:
+    async def _post(
+        self, target: Target, body: str, content_type: str, extra: dict[str, str] | None = None
+    ) -> float | None:
         """POST one signed delivery; its ack latency in ms, or None (counted as a failed POST)."""
         headers = sign_request(SIGNING_SECRET, body) | {"Content-Type": content_type} | (extra or {})
         self.run.posts += 1
         started = time.perf_counter()
         try:
-            async with self.http.post(target.url + "/slack/events", data=body, headers=headers,
-                                      timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S)) as response:
+            async with self.http.post(
+                target.url + "/slack/events",
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=ACK_TIMEOUT_S),
+            ) as response:
                 await response.read()
         except TimeoutError:
             self.run.failed_posts[NO_ACK] += 1
@@ -172,8 +195,9 @@ class Driver:
 
 async def set_quota(http: aiohttp.ClientSession, target: Target, quota: int) -> None:
     """The admin's signed `/frugal quota set here N requests/day`; raises unless Frugal says it is done."""
-    body, content_type = slash_command("/frugal", f"quota set here {quota} requests/day", user_id=ADMIN,
-                                       channel_id=CHANNEL)
+    body, content_type = slash_command(
+        "/frugal", f"quota set here {quota} requests/day", user_id=ADMIN, channel_id=CHANNEL
+    )
     headers = sign_request(SIGNING_SECRET, body) | {"Content-Type": content_type}
     async with http.post(target.url + "/slack/events", data=body, headers=headers) as response:
         answer = await response.json(content_type=None)
@@ -188,7 +212,8 @@ async def database_figures(url: str) -> tuple[int, int, int]:
         ok = await conn.fetchval("SELECT count(*) FROM usage_ledger WHERE outcome = 'ok'")
         used, held = await conn.fetchrow(
             "SELECT coalesce(sum(used), 0), coalesce(sum(reserved), 0) FROM quota_counters"
-            " WHERE counted = $1 AND metric = 'requests'", CHANNEL,
+            " WHERE counted = $1 AND metric = 'requests'",
+            CHANNEL,
         )
         return int(ok), int(used), int(held)
     finally:
@@ -202,10 +227,14 @@ async def run_benchmark(args: argparse.Namespace, fakes: FakeProcesses, openai: 
     loop = asyncio.get_running_loop()
     async with database("postgres", workdir, args.postgres_url) as url:
         async with contextlib.AsyncExitStack() as replicas:
-            targets = await asyncio.gather(*(
-                replicas.enter_async_context(_replica(env | {"DATABASE_URL": url}, workdir, args.output.parent, name))
-                for name in ("a", "b")
-            ))
+            targets = await asyncio.gather(
+                *(
+                    replicas.enter_async_context(
+                        _replica(env | {"DATABASE_URL": url}, workdir, args.output.parent, name)
+                    )
+                    for name in ("a", "b")
+                )
+            )
             loop.add_reader(inbox.pipe.fileno(), inbox.drain_pipe)
             try:
                 async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -218,7 +247,9 @@ async def run_benchmark(args: argparse.Namespace, fakes: FakeProcesses, openai: 
                 loop.remove_reader(inbox.pipe.fileno())
             run.second_replies, run.late_replies = inbox.duplicates, inbox.late
             run.prompts = openai.prompts()
-            run.ok_ledger_rows, run.counter_used, run.counter_held = await database_figures(url.replace("postgresql+asyncpg", "postgresql"))
+            run.ok_ledger_rows, run.counter_used, run.counter_held = await database_figures(
+                url.replace("postgresql+asyncpg", "postgresql")
+            )
     return run
 
 
@@ -257,7 +288,8 @@ def summarize(args: argparse.Namespace, run: Run) -> dict[str, float | int | Non
         "model_calls": len(run.prompts),
         "twice_asked": twice_asked,
         "second_replies": run.second_replies,
-        "errors": sum(o.kind not in ("answered", "refused") for o in run.outcomes) + sum(run.failed_posts.values())
+        "errors": sum(o.kind not in ("answered", "refused") for o in run.outcomes)
+        + sum(run.failed_posts.values())
         + run.late_replies,
         "duplicated": sum(1 for i in range(args.deliveries) if i % args.duplicate_every == 0),
         "retried": sum(1 for i in range(args.deliveries) if i % args.retry_every == 0),
@@ -343,8 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: every process the benchmark started is stopped", file=sys.stderr)
         return 130
     except TimeoutError:
-        print(f"the run did not finish within --timeout {args.timeout:g} s; every process it started is stopped",
-              file=sys.stderr)
+        print(
+            f"the run did not finish within --timeout {args.timeout:g} s; every process it started is stopped",
+            file=sys.stderr,
+        )
         return 1
     finally:
         fakes.stop()

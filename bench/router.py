@@ -59,7 +59,10 @@ from bot.router.router import ModelRouter  # noqa: E402
 from tests.fakes.openai_server import Fail, FakeOpenAI  # noqa: E402
 
 CHAIN = ("gpt-6-luna", "gpt-5.6-luna")  # today's reasoning models, as the default chain answers on them
-MESSAGES = ({"role": "system", "content": "Rewrite the message so it is clear."}, {"role": "user", "content": "hello there"})
+MESSAGES = (
+    {"role": "system", "content": "Rewrite the message so it is clear."},
+    {"role": "user", "content": "hello there"},
+)
 CTX = CallContext(team_id="T1", channel_id="C1", user_id="U1", request_key="bench", task="rewrite")
 REQUEST = CompletionRequest(messages=MESSAGES, max_tokens=64)
 TARGET_MS, TARGET_SHARE = 2.0, 0.05
@@ -93,7 +96,9 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
     async with AsyncExitStack() as stack:
         sides: dict[str, Callable[[], Awaitable[object]]] = {}
         for name, http_client in ((BARE, DefaultAioHttpClient(timeout=30)), (BARE_HTTPX, None)):
-            client = AsyncOpenAI(api_key="sk-bench", base_url=api_url, max_retries=0, timeout=30, http_client=http_client)
+            client = AsyncOpenAI(
+                api_key="sk-bench", base_url=api_url, max_retries=0, timeout=30, http_client=http_client
+            )
             stack.push_async_callback(client.close)
             sides[name] = lambda client=client: client.chat.completions.create(
                 model=CHAIN[0], messages=list(MESSAGES), max_completion_tokens=64, reasoning_effort="none"
@@ -112,7 +117,11 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
                 stack.push_async_callback(engine.dispose)
                 sessions = make_sessionmaker(engine)
                 router = ModelRouter(
-                    chat, catalog, SqlLedger(sessions), CHAIN, baseline_model=catalog.baseline_model,
+                    chat,
+                    catalog,
+                    SqlLedger(sessions),
+                    CHAIN,
+                    baseline_model=catalog.baseline_model,
                     status_store=SqlModelStatusStore(sessions),
                 )
             sides[f"router, {name} ledger"] = lambda router=router: router.complete(CTX, REQUEST)
@@ -123,7 +132,7 @@ async def overhead(api_url: str, calls: int, databases: dict[str, str]) -> dict[
         order = list(sides.items())
         for turn in range(calls):
             # Each side leads in turn, so going first (or last) in a round favours none.
-            for name, call in order[turn % len(order):] + order[: turn % len(order)]:
+            for name, call in order[turn % len(order) :] + order[: turn % len(order)]:
                 samples[name].append(await _timed(call))
     return samples
 

@@ -11,41 +11,41 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.catalog import Catalog
 from bot.config import DEFAULT_MODELS, Settings
-from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db import slack_stores
-from bot.infra.db.digest_store import SqlDigestStore
-from bot.infra.db.home_queries import SqlHomeQueries
-from bot.infra.db.digest_queries import SqlDigestQueries
-from bot.infra.db.classify_cache import SqlClassifyCache
-from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.button_texts import SqlButtonTexts
+from bot.infra.db.classify_cache import SqlClassifyCache
 from bot.infra.db.deliveries import SqlDeliveries
+from bot.infra.db.digest_queries import SqlDigestQueries
+from bot.infra.db.digest_store import SqlDigestStore
+from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.home_queries import SqlHomeQueries
+from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.ledger import SqlLedger
-from bot.infra.db.usage_queries import SqlUsageQueries
-from bot.infra.db.usage_export import SqlUsageExport
 from bot.infra.db.model_status import SqlModelStatusStore
 from bot.infra.db.quota_store import SqlQuotaStore
+from bot.infra.db.usage_export import SqlUsageExport
+from bot.infra.db.usage_queries import SqlUsageQueries
 from bot.infra.metrics import Metrics
 from bot.infra.openai_chat import OpenAIChatModel
 from bot.ports.model_status import RetiredModels
 from bot.router.router import ModelRouter
 from bot.services.classify import ClassifyService
 from bot.services.digest import DigestBuilder, DigestService
-from bot.slack.digest_chart import daily_cost_chart
 from bot.services.home import HomeService
 from bot.services.lifecycle import LifecycleService, resolve_baseline
 from bot.services.quota import QuotaService
 from bot.services.rewrite import RewriteService
 from bot.services.usage import UsageService
 from bot.services.usage_export import UsageExporter
+from bot.slack import markup
 from bot.slack.admins import AdminDirectory
 from bot.slack.alerts import SlackAdminAlerts
 from bot.slack.app import build_bolt_app
+from bot.slack.buttons import attach_buttons
 from bot.slack.clients import ResponseUrlSession
 from bot.slack.deps import SlackDeps
+from bot.slack.digest_chart import daily_cost_chart
 from bot.slack.digest_publisher import SlackDigestPublisher, installation_tokens, static_token
-from bot.slack import markup
-from bot.slack.buttons import attach_buttons
 from bot.slack.oauth import NOT_INSTALLED, STATE_EXPIRATION_SECONDS, build_oauth_settings
 
 
@@ -99,7 +99,8 @@ def build_container(settings: Settings) -> Container:
     )
     workspaces = slack_stores.SqlWorkspaceOrgs(engine) if installations is not None else None
     tokens = (
-        installation_tokens(installations, workspaces) if installations is not None
+        installation_tokens(installations, workspaces)
+        if installations is not None
         else static_token(settings.slack_bot_token)
     )
     alerts = SlackAdminAlerts(settings.admins, api_url=settings.slack_api_url, token_for=tokens)
@@ -118,7 +119,12 @@ def build_container(settings: Settings) -> Container:
         retired=retired,
     )
     lifecycle = LifecycleService(
-        chat_model, catalog, settings.models, health=router, retired=retired, alerts=alerts,
+        chat_model,
+        catalog,
+        settings.models,
+        health=router,
+        retired=retired,
+        alerts=alerts,
         default_chain=settings.models == tuple(DEFAULT_MODELS.split(",")),
     )
     gated = quota.gate(metrics.completer(router))  # every model call reserves its worst case first
@@ -138,7 +144,10 @@ def build_container(settings: Settings) -> Container:
         installations=installations,
         workspaces=workspaces,
         home=HomeService(
-            SqlHomeQueries(sessions), settings.timezone, health=router, digests=SqlDigestStore(sessions),
+            SqlHomeQueries(sessions),
+            settings.timezone,
+            health=router,
+            digests=SqlDigestStore(sessions),
             quotas=quota,
         ),
         quota=quota,
@@ -156,8 +165,15 @@ def build_container(settings: Settings) -> Container:
     buttons = SqlButtonTexts(sessions)  # what each button posts, kept server-side for a day
     bolt.middleware(attach_buttons(buttons))
     return Container(
-        settings=settings, engine=engine, catalog=catalog, chat_model=chat_model, router=router, bolt=bolt,
-        lifecycle=lifecycle, alerts=alerts, digests=digests,
+        settings=settings,
+        engine=engine,
+        catalog=catalog,
+        chat_model=chat_model,
+        router=router,
+        bolt=bolt,
+        lifecycle=lifecycle,
+        alerts=alerts,
+        digests=digests,
         daily_jobs=[deliveries.purge, buttons.purge, deps.classify.purge_cache],
         closers=[ledger.drain, deliveries.aclose, responses.aclose],
         usage=usage,

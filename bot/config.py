@@ -75,9 +75,7 @@ class Settings:
             raise ConfigError(problems)
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env") -> Settings:
     """Read settings from the environment, with a .env file underneath it; every wrong value in one ConfigError."""
     settings, problems = diagnose_settings(environ, dotenv_path=dotenv_path)
     if settings is None:
@@ -190,9 +188,13 @@ def _read(r: _Reader) -> Settings:
         slack_app_token=r.parse("SLACK_APP_TOKEN", lambda v: _token("SLACK_APP_TOKEN", v, "xapp-")),
         slack_client_id=client_id,
         slack_client_secret=client_secret,
-        slack_api_url=r.parse("SLACK_API_URL", lambda v: _http_url("SLACK_API_URL", v or DEFAULT_SLACK_API_URL, slash=True)),
+        slack_api_url=r.parse(
+            "SLACK_API_URL", lambda v: _http_url("SLACK_API_URL", v or DEFAULT_SLACK_API_URL, slash=True)
+        ),
         openai_api_key=r.get("OPENAI_API_KEY"),
-        openai_base_url=r.parse("OPENAI_BASE_URL", lambda v: _http_url("OPENAI_BASE_URL", v, slash=False) if v else None),
+        openai_base_url=r.parse(
+            "OPENAI_BASE_URL", lambda v: _http_url("OPENAI_BASE_URL", v, slash=False) if v else None
+        ),
         database_url=r.parse("DATABASE_URL", lambda v: normalize_database_url(v or DEFAULT_DATABASE_URL)),
         models=r.parse("FRUGAL_MODELS", lambda v: _models(v or DEFAULT_MODELS)),
         admins=r.parse("FRUGAL_ADMINS", lambda v: _admins(v or "")),
@@ -270,7 +272,9 @@ def _admins(value: str) -> frozenset[str]:
     admins = {a.strip() for a in value.split(",") if a.strip()}
     bad = sorted(a for a in admins if not a.isalnum() or a[0] not in "UW")
     if bad:
-        raise ConfigError(f"FRUGAL_ADMINS: not Slack user IDs: {', '.join(bad)} (use IDs like U0123ABCD, comma-separated)")
+        raise ConfigError(
+            f"FRUGAL_ADMINS: not Slack user IDs: {', '.join(bad)} (use IDs like U0123ABCD, comma-separated)"
+        )
     return frozenset(admins)
 
 

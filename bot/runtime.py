@@ -46,7 +46,10 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     socket_handler = _socket_handler(container) if socket_mode else None
     runner = web.AppRunner(
         build_web_app(
-            container.bolt, container.engine, container.metrics, stopping=stopping,
+            container.bolt,
+            container.engine,
+            container.metrics,
+            stopping=stopping,
             socket_connected=socket_handler.client.is_connected if socket_handler is not None else None,
         ),
         shutdown_timeout=min(grace, ACK_WINDOW_S),

@@ -130,7 +130,9 @@ def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         templates["postgres"] = name
     yield templates
     if base:
-        asyncio.run(_admin_execute(make_url(normalize_database_url(base)), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(
+            _admin_execute(make_url(normalize_database_url(base)), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
 
 
 async def _admin_execute(url: Any, statement: str) -> None:
@@ -196,7 +198,12 @@ class RunningFrugal:
     fake_slack: FakeSlack
 
     async def post(
-        self, body: str, content_type: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
+        self,
+        body: str,
+        content_type: str,
+        *,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> aiohttp.ClientResponse:
         """POST a signed request to /slack/events and read the response."""

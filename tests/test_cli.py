@@ -36,7 +36,13 @@ def _frugal(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
 
 
 def test_bad_setting_stops_with_one_line_naming_the_variable(tmp_path):
-    env = _env(tmp_path, FRUGAL_TIMEZONE="Nowhere/Land", SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET="s", OPENAI_API_KEY="k")
+    env = _env(
+        tmp_path,
+        FRUGAL_TIMEZONE="Nowhere/Land",
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET="s",
+        OPENAI_API_KEY="k",
+    )
     result = _frugal("run", env=env, cwd=tmp_path)
 
     assert result.returncode == 2
@@ -48,7 +54,11 @@ def test_run_with_nothing_set_names_every_missing_variable_at_once(tmp_path):
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert [line.split(":")[1].strip() for line in lines] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert [line.split(":")[1].strip() for line in lines] == [
+        "SLACK_SIGNING_SECRET",
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+    ]
     assert all(line.startswith("frugal: ") for line in lines)
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -78,7 +88,9 @@ def test_run_with_a_rejected_bot_token_stops_with_one_line(tmp_path, fake_openai
 
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
-    assert line.startswith("frugal: SLACK_BOT_TOKEN: Slack rejected the bot token (auth.test: invalid_auth); set SLACK_BOT_TOKEN")
+    assert line.startswith(
+        "frugal: SLACK_BOT_TOKEN: Slack rejected the bot token (auth.test: invalid_auth); set SLACK_BOT_TOKEN"
+    )
     [auth] = fake_slack.calls_to("auth.test")
     assert auth.token == BOT_TOKEN
     # Stopped before the migrations: no database, no model call.
@@ -122,11 +134,18 @@ def test_frugal_run_serves_rewrite_end_to_end(tmp_path, fake_openai, fake_slack)
         PORT=str(port),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_healthy(port, process)
-        body, content_type = slash_command("/rewrite", "concise: we should maybe meet", response_url=fake_slack.response_url("cli"))
+        body, content_type = slash_command(
+            "/rewrite", "concise: we should maybe meet", response_url=fake_slack.response_url("cli")
+        )
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/slack/events",
             data=body.encode(),
@@ -159,7 +178,12 @@ def test_run_starts_without_bolts_token_warning(tmp_path, fake_openai, fake_slac
         PORT=str(port),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_healthy(port, process)

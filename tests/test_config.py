@@ -87,7 +87,10 @@ def test_every_wrong_value_is_reported_at_once():
         load(PORT="eighty", FRUGAL_TIMEZONE="Mars/Olympus", SLACK_BOT_TOKEN="xoxp-user", FRUGAL_SHUTDOWN_GRACE="-1")
 
     assert [p.split(":")[0] for p in err.value.problems] == [
-        "SLACK_BOT_TOKEN", "FRUGAL_TIMEZONE", "PORT", "FRUGAL_SHUTDOWN_GRACE",
+        "SLACK_BOT_TOKEN",
+        "FRUGAL_TIMEZONE",
+        "PORT",
+        "FRUGAL_SHUTDOWN_GRACE",
     ]
     assert str(err.value).splitlines() == list(err.value.problems)
 
@@ -105,10 +108,17 @@ def test_serving_with_nothing_set_names_every_missing_variable_with_its_fix():
 
 def test_wrong_and_missing_settings_come_together():
     with pytest.raises(ConfigError) as err:
-        load_serving_settings({"FRUGAL_TIMEZONE": "Nowhere", "SLACK_APP_TOKEN": "xoxb-1"}, dotenv_path=None, socket_mode=True)
+        load_serving_settings(
+            {"FRUGAL_TIMEZONE": "Nowhere", "SLACK_APP_TOKEN": "xoxb-1"}, dotenv_path=None, socket_mode=True
+        )
 
     # A wrong SLACK_APP_TOKEN is reported as wrong, not as missing too.
-    assert [p.split(":")[0] for p in err.value.problems] == ["SLACK_APP_TOKEN", "FRUGAL_TIMEZONE", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "SLACK_APP_TOKEN",
+        "FRUGAL_TIMEZONE",
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+    ]
 
 
 def test_diagnose_gives_the_settings_with_what_serving_lacks():
@@ -153,7 +163,11 @@ def test_serving_needs_the_secrets():
         load(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s").require_serving(socket_mode=False)
     with pytest.raises(ConfigError) as both:
         load().require_serving(socket_mode=False)
-    assert [p.split(":")[0] for p in both.value.problems] == ["SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "OPENAI_API_KEY"]
+    assert [p.split(":")[0] for p in both.value.problems] == [
+        "SLACK_SIGNING_SECRET",
+        "SLACK_BOT_TOKEN",
+        "OPENAI_API_KEY",
+    ]
     oauth = load(SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="c", SLACK_SIGNING_SECRET="s", OPENAI_API_KEY="k")
     oauth.require_serving(socket_mode=False)
     assert oauth.oauth_enabled

@@ -86,7 +86,9 @@ def _called_methods() -> set[str]:
 
 
 def _needed_scopes() -> set[str]:
-    needed = {"commands"} if _registered("command") | _registered("message_shortcut") | _registered("shortcut") else set()
+    needed = (
+        {"commands"} if _registered("command") | _registered("message_shortcut") | _registered("shortcut") else set()
+    )
     for method in _called_methods():
         needed |= METHOD_SCOPES[method]
     for event in _registered("event"):

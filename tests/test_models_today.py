@@ -40,7 +40,9 @@ def every_text(blocks: list[dict]) -> str:
     return str(blocks)
 
 
-async def test_the_default_chain_answers_today_without_a_failed_call(start_frugal, migrated_url, fake_openai, fake_slack):
+async def test_the_default_chain_answers_today_without_a_failed_call(
+    start_frugal, migrated_url, fake_openai, fake_slack
+):
     fake_openai.serve_like_openai(TODAY)
     frugal = await start_frugal(migrated_url, FRUGAL_MODELS="")  # empty: the default chain
     await frugal.container.lifecycle.startup()
@@ -60,7 +62,9 @@ async def test_the_default_chain_answers_today_without_a_failed_call(start_fruga
     assert (row.requested_model, row.served_model, row.outcome) == ("gpt-6-luna", "gpt-6-luna", "ok")
 
 
-async def test_a_chain_of_reasoning_models_answers_rewrite_and_classify(start_frugal, migrated_url, fake_openai, fake_slack):
+async def test_a_chain_of_reasoning_models_answers_rewrite_and_classify(
+    start_frugal, migrated_url, fake_openai, fake_slack
+):
     fake_openai.serve_like_openai(TODAY)
     frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-5-nano,gpt-6-luna")
     await frugal.container.lifecycle.startup()
@@ -95,7 +99,9 @@ async def test_a_model_the_catalog_does_not_know_is_called_the_way_its_error_say
     start_frugal, migrated_url, fake_openai, fake_slack
 ):
     # A newer reasoning model than the catalog knows, served by a gateway that lists it.
-    fake_openai.catalogue["gpt-7-mini"] = ModelSpec(reasoning=True, logprobs=False, efforts=("none", "low"), default_effort="low")
+    fake_openai.catalogue["gpt-7-mini"] = ModelSpec(
+        reasoning=True, logprobs=False, efforts=("none", "low"), default_effort="low"
+    )
     fake_openai.serve_like_gateway("gpt-7-mini")
     frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-7-mini")
     await frugal.container.lifecycle.startup()
@@ -171,24 +177,33 @@ async def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60
 async def test_dotenv_org_project_and_custom_headers_reach_chat_calls(tmp_path, fake_openai, fake_slack):
     port = _free_port()
     (tmp_path / ".env").write_text(
-        "\n".join([
-            f"SLACK_BOT_TOKEN={BOT_TOKEN}",
-            f"SLACK_SIGNING_SECRET={SIGNING_SECRET}",
-            f"SLACK_API_URL={fake_slack.api_url}",
-            "OPENAI_API_KEY=sk-from-dotenv",
-            f"OPENAI_BASE_URL={fake_openai.api_url}",
-            "OPENAI_ORG_ID=org-from-dotenv",
-            "OPENAI_PROJECT_ID=proj_from_dotenv",
-            'OPENAI_CUSTOM_HEADERS="X-Gateway-Key: gw-123"',
-            f"DATABASE_URL=sqlite:///{tmp_path / 'frugal.db'}",
-            "FRUGAL_MODELS=gpt-4o-mini",
-            f"PORT={port}",
-        ])
+        "\n".join(
+            [
+                f"SLACK_BOT_TOKEN={BOT_TOKEN}",
+                f"SLACK_SIGNING_SECRET={SIGNING_SECRET}",
+                f"SLACK_API_URL={fake_slack.api_url}",
+                "OPENAI_API_KEY=sk-from-dotenv",
+                f"OPENAI_BASE_URL={fake_openai.api_url}",
+                "OPENAI_ORG_ID=org-from-dotenv",
+                "OPENAI_PROJECT_ID=proj_from_dotenv",
+                'OPENAI_CUSTOM_HEADERS="X-Gateway-Key: gw-123"',
+                f"DATABASE_URL=sqlite:///{tmp_path / 'frugal.db'}",
+                "FRUGAL_MODELS=gpt-4o-mini",
+                f"PORT={port}",
+            ]
+        )
         + "\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_", "PORT"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_", "PORT"))
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -206,7 +221,10 @@ async def test_dotenv_org_project_and_custom_headers_reach_chat_calls(tmp_path, 
 
     [call] = fake_openai.requests
     assert call.headers["Authorization"] == "Bearer sk-from-dotenv"
-    assert (call.headers["OpenAI-Organization"], call.headers["OpenAI-Project"]) == ("org-from-dotenv", "proj_from_dotenv")
+    assert (call.headers["OpenAI-Organization"], call.headers["OpenAI-Project"]) == (
+        "org-from-dotenv",
+        "proj_from_dotenv",
+    )
     assert call.headers["X-Gateway-Key"] == "gw-123"
     # The model list, which `frugal run` reads at start, went out the same way.
     assert all(r.headers.get("X-Gateway-Key") == "gw-123" for r in fake_openai.listing_requests)
@@ -221,7 +239,9 @@ async def test_an_answer_cut_at_the_length_limit_says_so(frugal, fake_openai, fa
     assert "the answer was cut at its length limit" in every_text(answer.params["blocks"])
 
 
-async def test_classify_on_gpt_6_luna_gives_a_confidence_at_effort_none(start_frugal, migrated_url, fake_openai, fake_slack):
+async def test_classify_on_gpt_6_luna_gives_a_confidence_at_effort_none(
+    start_frugal, migrated_url, fake_openai, fake_slack
+):
     fake_openai.serve_like_openai(TODAY)
     frugal = await start_frugal(migrated_url, FRUGAL_MODELS="gpt-6-luna")
     await frugal.container.lifecycle.startup()
@@ -233,7 +253,9 @@ async def test_classify_on_gpt_6_luna_gives_a_confidence_at_effort_none(start_fr
     [classified] = await fake_slack.await_calls(f"response_url:{name}")
     [call] = fake_openai.requests
     assert call.json["logprobs"] is True and call.json["reasoning_effort"] == "none"
-    assert "confidence" in every_text(classified.params["blocks"]) and "unknown" not in every_text(classified.params["blocks"])
+    assert "confidence" in every_text(classified.params["blocks"]) and "unknown" not in every_text(
+        classified.params["blocks"]
+    )
 
 
 async def test_classify_on_flex_is_priced_at_flex_and_falls_back_to_the_default_tier(
@@ -260,7 +282,9 @@ async def test_classify_on_flex_is_priced_at_flex_and_falls_back_to_the_default_
     assert "service_tier" not in default.json
     rows = await ledger(frugal)
     assert [(r.outcome, r.error_code, r.service_tier) for r in rows] == [
-        ("ok", None, "flex"), ("error", "resource_unavailable", None), ("ok", None, "default"),
+        ("ok", None, "flex"),
+        ("error", "resource_unavailable", None),
+        ("ok", None, "default"),
     ]
     # 1,000 × $0.10 + 10 × $0.50 per million = 105 micro-dollars; half of that on flex.
     assert (rows[0].cost_usd, rows[2].cost_usd) == (Decimal("0.0000525"), Decimal("0.000105"))

@@ -100,8 +100,11 @@ def _private_overrides(cls: ast.ClassDef, imported: dict[str, str], where: str) 
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in private:
             found.append(Violation(f"{where}:{node.lineno}", f"{cls.name}.{node.name} overrides a private method"))
         elif (
-            isinstance(node, ast.Attribute) and node.attr in private and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name) and node.value.func.id == "super"
+            isinstance(node, ast.Attribute)
+            and node.attr in private
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "super"
         ):
             found.append(Violation(f"{where}:{node.lineno}", f"super().{node.attr} in {cls.name}"))
     return found

@@ -47,7 +47,9 @@ async def test_the_tick_runs_at_start_and_catches_up_a_missed_digest(migrated_ur
         await fake_slack.await_calls("chat.postMessage", count=2, timeout=20)
         await asyncio.sleep(0.5)
         assert [p.params["channel"] for p in fake_slack.calls_to("chat.postMessage")] == ["C1", "C1"]
-        assert scheduler.apscheduler.get_job("digests").next_run_time > datetime.now(timezone.utc) + timedelta(minutes=59)
+        assert scheduler.apscheduler.get_job("digests").next_run_time > datetime.now(timezone.utc) + timedelta(
+            minutes=59
+        )
     finally:
         await scheduler.stop()
         await engine.dispose()

@@ -60,6 +60,11 @@ async def test_fake_stop_closes_a_connected_socket():
             session = client.current_session
             # stop() blocks until the server has closed; the client must keep running to answer the close.
             await asyncio.to_thread(fake.stop)
+            # The client reads the close frame on its own task: give it a moment to record the code.
+            for _ in range(100):
+                if session is not None and session.close_code is not None:
+                    break
+                await asyncio.sleep(0.05)
             assert session is not None and session.close_code == WSCloseCode.GOING_AWAY
         finally:
             await client.close()
@@ -93,7 +98,9 @@ def test_frugal_run_socket_serves_rewrite_end_to_end(tmp_path, fake_openai, fake
 
 def test_sigterm_stops_frugal_while_slack_cannot_open_the_socket(tmp_path, fake_openai, fake_slack):
     # Slack failing (not refusing the token) is retried by slack_sdk forever; SIGTERM must still end the process.
-    fake_slack.fail("apps.connections.open", status=500, headers={}, body={"ok": False, "error": "fatal_error"}, times=1000)
+    fake_slack.fail(
+        "apps.connections.open", status=500, headers={}, body={"ok": False, "error": "fatal_error"}, times=1000
+    )
     port = _free_port()
     process = _start_socket_mode(tmp_path, fake_openai, fake_slack, port)
     try:
@@ -180,7 +187,11 @@ def _start_socket_mode(
     )
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--socket", "--port", str(port or _free_port())],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

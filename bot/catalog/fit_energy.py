@@ -17,8 +17,7 @@ MODELS_JSON = Path(__file__).with_name("models.json")
 # The short form replies cite; the full SOURCE is in `/frugal models` and the README.
 CITE = "Jegham et al. 2025"
 SOURCE = (
-    'Jegham et al. 2025, "How Hungry is AI?", arXiv 2505.09598 v6 (Nov 2025); '
-    "inferred from API latency, not measured"
+    'Jegham et al. 2025, "How Hungry is AI?", arXiv 2505.09598 v6 (Nov 2025); inferred from API latency, not measured'
 )
 
 # (input tokens, output tokens) of the paper's short, medium and long prompts.
@@ -47,10 +46,7 @@ def fit(wh: Sequence[str]) -> tuple[Fraction, Fraction, Fraction]:
     rows = [[Fraction(1), Fraction(i), Fraction(o)] for i, o in SHAPES]
     ys = [Fraction(w) for w in wh]
     d = _det(rows)
-    fixed, a, b = (
-        _det([[ys[r] if c == k else rows[r][c] for c in range(3)] for r in range(3)]) / d
-        for k in range(3)
-    )
+    fixed, a, b = (_det([[ys[r] if c == k else rows[r][c] for c in range(3)] for r in range(3)]) / d for k in range(3))
     return fixed, a, b
 
 

@@ -32,7 +32,13 @@ class TokenUsage:
     cache_write_tokens: int = 0
 
     def __post_init__(self) -> None:
-        counts = (self.prompt_tokens, self.cached_tokens, self.completion_tokens, self.reasoning_tokens, self.cache_write_tokens)
+        counts = (
+            self.prompt_tokens,
+            self.cached_tokens,
+            self.completion_tokens,
+            self.reasoning_tokens,
+            self.cache_write_tokens,
+        )
         if min(counts) < 0:
             raise ValueError(f"token counts must be >= 0: {self}")
         if self.cached_tokens + self.cache_write_tokens > self.prompt_tokens:
@@ -129,7 +135,9 @@ def _plain(amount: Decimal) -> Decimal:
 @lru_cache(maxsize=512)
 def _known(name: str) -> bool:
     try:
-        genai_prices.calc_price(genai_prices.Usage(input_tokens=0, output_tokens=0), model_ref=name, provider_id=PROVIDER)
+        genai_prices.calc_price(
+            genai_prices.Usage(input_tokens=0, output_tokens=0), model_ref=name, provider_id=PROVIDER
+        )
     except LookupError:
         return False
     return True

@@ -99,7 +99,11 @@ async def gather_findings(settings: Settings, *, lister: ModelLister | None = No
     from bot.infra.openai_chat import OpenAIChatModel
 
     timeout = min(settings.model_timeout, CHECK_TIMEOUT_S)
-    own = OpenAIChatModel(api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=timeout) if lister is None else None
+    own = (
+        OpenAIChatModel(api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=timeout)
+        if lister is None
+        else None
+    )
     try:
         findings += await _models(settings, catalog, lister or own, marks)
     finally:
@@ -177,10 +181,18 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
         # Connecting to SQLite creates the file: a check must leave no empty database behind.
         path = Path(url.database)
         if not path.parent.is_dir():
-            return Finding("database", FAIL, f"{where}: cannot connect (no folder {path.parent})", "check DATABASE_URL: its folder must exist"), None
+            return Finding(
+                "database",
+                FAIL,
+                f"{where}: cannot connect (no folder {path.parent})",
+                "check DATABASE_URL: its folder must exist",
+            ), None
         if not path.is_file():
             finding = Finding(
-                "database", WARN, f"{where}: no database yet", "run `frugal migrate` to create it (`frugal run` also does)"
+                "database",
+                WARN,
+                f"{where}: no database yet",
+                "run `frugal migrate` to create it (`frugal run` also does)",
             )
             return finding, None
     engine = make_engine(settings.database_url)
@@ -189,13 +201,21 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
         pending = await pending_revisions(settings.database_url)
         if pending:
             finding = Finding(
-                "database", WARN, f"{where}: {len(pending)} migration(s) pending", "run `frugal migrate` (`frugal run` also applies them)"
+                "database",
+                WARN,
+                f"{where}: {len(pending)} migration(s) pending",
+                "run `frugal migrate` (`frugal run` also applies them)",
             )
             return finding, None
         marks = await SqlModelStatusStore(make_sessionmaker(engine)).unavailable()
         return Finding("database", OK, f"{where}: reachable, migrations applied"), marks
     except (TimeoutError, SQLAlchemyError, OSError) as err:
-        return Finding("database", FAIL, f"{where}: cannot connect ({type(err).__name__})", "check DATABASE_URL and that the database server is up"), None
+        return Finding(
+            "database",
+            FAIL,
+            f"{where}: cannot connect ({type(err).__name__})",
+            "check DATABASE_URL and that the database server is up",
+        ), None
     finally:
         await engine.dispose()
 
@@ -242,14 +262,23 @@ async def _models(
     listing = await list_remote_models(lister)
     remote, problem, refused = listing.models, listing.problem, listing.refused
     if refused is not None and refused.status == 401:
-        findings = [Finding("openai", FAIL, f"{endpoint} refused OPENAI_API_KEY (HTTP 401)", "set a valid OPENAI_API_KEY")]
+        findings = [
+            Finding("openai", FAIL, f"{endpoint} refused OPENAI_API_KEY (HTTP 401)", "set a valid OPENAI_API_KEY")
+        ]
     elif listing.unreachable:
         findings = [
-            Finding("openai", FAIL, f"{endpoint}: {problem}", "check OPENAI_BASE_URL and the network (`frugal run` still starts)")
+            Finding(
+                "openai",
+                FAIL,
+                f"{endpoint}: {problem}",
+                "check OPENAI_BASE_URL and the network (`frugal run` still starts)",
+            )
         ]
     elif problem is not None:
         # Some compatible servers have no /v1/models: nothing to fix, but nothing to check against either.
-        findings = [Finding("openai", NOTE, f"{endpoint}: {problem}; models are not checked against it, shutdown dates unknown")]
+        findings = [
+            Finding("openai", NOTE, f"{endpoint}: {problem}; models are not checked against it, shutdown dates unknown")
+        ]
     else:
         findings = [Finding("openai", OK, f"{endpoint} lists {len(remote)} models")]
     by_id = {m.id: m for m in remote} if remote is not None else None
@@ -276,7 +305,9 @@ def _model(
         if err.suggestion:
             fixed = ",".join(err.suggestion if m == name else m for m in settings.models)
             return Finding(subject, FAIL, str(err), f"set FRUGAL_MODELS={fixed}")
-        return Finding(subject, FAIL, f"{err}: not in the catalog and not offered by the endpoint", "replace it in FRUGAL_MODELS")
+        return Finding(
+            subject, FAIL, f"{err}: not in the catalog and not offered by the endpoint", "replace it in FRUGAL_MODELS"
+        )
     model = model_lifecycle(name, catalog, remote, today)
     detail = _detail(model, today)
     days = model.days_left(today)
@@ -287,7 +318,9 @@ def _model(
         if _is_default_chain(settings) and name == settings.models[0]:
             # The default chain starts with the mission's model wherever an endpoint still serves it.
             return Finding(subject, NOTE, f"{detail} · the default chain goes on to its successors")
-        fix = build_report(settings.models, catalog, list(remote.values()) if remote is not None else None, None, _now()).fixed_chain()
+        fix = build_report(
+            settings.models, catalog, list(remote.values()) if remote is not None else None, None, _now()
+        ).fixed_chain()
         return Finding(subject, FAIL, detail, f"set FRUGAL_MODELS={fix}" if fix else "replace it in FRUGAL_MODELS")
     if mark is not None:
         return Finding(
@@ -298,9 +331,13 @@ def _model(
         )
     if days is not None and days <= SHUTDOWN_WARNING_DAYS:
         instead = f" (OpenAI's replacement: {model.replacement})" if model.replacement else ""
-        return Finding(subject, WARN, detail, f"replace it in FRUGAL_MODELS{instead} before {model.shutdown_date:%Y-%m-%d}")
+        return Finding(
+            subject, WARN, detail, f"replace it in FRUGAL_MODELS{instead} before {model.shutdown_date:%Y-%m-%d}"
+        )
     if model.price is None:
-        return Finding(subject, WARN, detail, "add its price to the FRUGAL_MODEL_CATALOG file, or costs show as \"price unknown\"")
+        return Finding(
+            subject, WARN, detail, 'add its price to the FRUGAL_MODEL_CATALOG file, or costs show as "price unknown"'
+        )
     return Finding(subject, OK, detail)
 
 

@@ -120,7 +120,9 @@ def render(table: UsageTable, tz: ZoneInfo, channel: str | None = None, *, width
 
 def _print(console: Console, table: UsageTable, tz: ZoneInfo, channel: str | None) -> None:
     where = f"channel {channel}" if channel else "every channel"
-    console.print(f"Usage of {where} from {_local(table.start, tz)} to {_local(table.end, tz)} ({tz.key})", markup=False)
+    console.print(
+        f"Usage of {where} from {_local(table.start, tz)} to {_local(table.end, tz)} ({tz.key})", markup=False
+    )
     if not table.lines:
         console.print("No requests in this period.")
         return
@@ -135,7 +137,9 @@ def _print(console: Console, table: UsageTable, tz: ZoneInfo, channel: str | Non
         notes.append("Failed attempts are not charged and not in the token counts.")
     savings = table.total.savings_usd
     if savings is not None:
-        notes.append(f"Saved {format_usd(savings)} against the baseline model (FRUGAL_BASELINE_MODEL) on the same tokens.")
+        notes.append(
+            f"Saved {format_usd(savings)} against the baseline model (FRUGAL_BASELINE_MODEL) on the same tokens."
+        )
     if notes:
         console.print()
         for note in notes:
@@ -146,13 +150,22 @@ def _table(table: UsageTable) -> Table:
     teams = len({team for team, _, _ in table.lines}) > 1
     # Two spaces between columns and no side borders, so 80 columns hold a one-workspace table; when a
     # terminal is narrower than the table, model names and costs wrap inside their cells, IDs and counts never.
-    grid = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), show_footer=True,
-                 header_style="bold", footer_style="bold")
+    grid = Table(
+        box=box.SIMPLE,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        show_footer=True,
+        header_style="bold",
+        footer_style="bold",
+    )
     if teams:
         grid.add_column("Team", footer="", no_wrap=True)
     grid.add_column("Channel", footer="Total", no_wrap=True)
     grid.add_column("Model", footer="", overflow="fold")
-    for name, footer in zip(("Requests", "Tokens in", "Cached", "Tokens out", "Cost", "Failed"), _cells(table.total)[1:], strict=True):
+    for name, footer in zip(
+        ("Requests", "Tokens in", "Cached", "Tokens out", "Cost", "Failed"), _cells(table.total)[1:], strict=True
+    ):
         grid.add_column(name, footer=footer, justify="right", no_wrap=name != "Cost", overflow="fold")
     for team, channel_id, line in table.lines:
         grid.add_row(*([team] if teams else []), channel_id, *_cells(line))

@@ -69,34 +69,47 @@ class Metrics:
         self._quotas = quotas
         self._clock = clock
         self._requests = Counter(
-            "frugal_model_requests", "Model call attempts made by this process (one per ledger row), "
+            "frugal_model_requests",
+            "Model call attempts made by this process (one per ledger row), "
             "by task, model of the chain and outcome (ok, error, refused).",
-            ("task", "model", "outcome"), registry=self.registry,
+            ("task", "model", "outcome"),
+            registry=self.registry,
         )
         self._tokens = Counter(
-            "frugal_model_tokens", "Tokens of this process's model calls, by task, model and kind "
+            "frugal_model_tokens",
+            "Tokens of this process's model calls, by task, model and kind "
             "(prompt; cached and cache_write are part of prompt; completion; reasoning is part of completion).",
-            ("task", "model", "kind"), registry=self.registry,
+            ("task", "model", "kind"),
+            registry=self.registry,
         )
         self._cost = Counter(
-            "frugal_model_cost_usd", "What this process's model calls cost in USD, by task and model "
+            "frugal_model_cost_usd",
+            "What this process's model calls cost in USD, by task and model "
             "(a call whose price is unknown adds nothing).",
-            ("task", "model"), registry=self.registry,
+            ("task", "model"),
+            registry=self.registry,
         )
         self._fallbacks = Counter(
-            "frugal_fallbacks", "Failed attempts after which a request went on to another model or failed, "
+            "frugal_fallbacks",
+            "Failed attempts after which a request went on to another model or failed, "
             "by task, the model that failed and the reason (its error code); retries on the same model are not counted.",
-            ("task", "model", "reason"), registry=self.registry,
+            ("task", "model", "reason"),
+            registry=self.registry,
         )
         self._latency = Histogram(
-            "frugal_model_call_latency_seconds", "How long this process's model calls took, by task, model and outcome.",
-            ("task", "model", "outcome"), buckets=LATENCY_BUCKETS_S, registry=self.registry,
+            "frugal_model_call_latency_seconds",
+            "How long this process's model calls took, by task, model and outcome.",
+            ("task", "model", "outcome"),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
         )
         self._quota_remaining = Gauge(
-            "frugal_quota_remaining", "What remains of each limit applying to a channel this process has served "
+            "frugal_quota_remaining",
+            "What remains of each limit applying to a channel this process has served "
             "since it started (requests, tokens or USD), read from the shared database at scrape time: every "
             "replica reports the same value, so aggregate with max(), never sum().",
-            ("team", "channel", "scope", "metric", "period"), registry=self.registry,
+            ("team", "channel", "scope", "metric", "period"),
+            registry=self.registry,
         )
         self._open: OrderedDict[str, _Failed] = OrderedDict()
         self._channels: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -123,8 +136,13 @@ class Metrics:
         self._requests.labels(task, model, label(entry.outcome)).inc()
         self._latency.labels(task, model, label(entry.outcome)).observe(max(entry.latency_ms, 0.0) / 1000)
         if entry.outcome != "error":
-            counts = (entry.prompt_tokens, entry.cached_tokens, entry.completion_tokens,
-                      entry.reasoning_tokens, entry.cache_write_tokens)
+            counts = (
+                entry.prompt_tokens,
+                entry.cached_tokens,
+                entry.completion_tokens,
+                entry.reasoning_tokens,
+                entry.cache_write_tokens,
+            )
             for kind, count in zip(TOKEN_KINDS, counts, strict=True):
                 self._tokens.labels(task, model, kind).inc(max(count, 0))
         if entry.cost_usd is not None and entry.cost_usd > 0:

@@ -194,7 +194,14 @@ def classify_error(exc: openai.APIError, model: str, latency_ms: float) -> Model
         return ModelCallError(ErrorKind.SERVER_ERROR, model, code="invalid_response", latency_ms=latency_ms)
     param = exc.param if isinstance(exc.param, str) else None
     return classify_status(
-        exc.status_code, code, exc.message, exc.response.headers, model, latency_ms, param=param, request_id=exc.request_id
+        exc.status_code,
+        code,
+        exc.message,
+        exc.response.headers,
+        model,
+        latency_ms,
+        param=param,
+        request_id=exc.request_id,
     )
 
 
@@ -268,11 +275,14 @@ def _logprobs(logprobs: Any) -> tuple[TokenLogprob, ...] | None:
     if not isinstance(content, list) or not content:
         return None
     pairs = [(getattr(t, "token", None), getattr(t, "logprob", None)) for t in content]
-    return tuple(
-        TokenLogprob(token=token, logprob=float(logprob))
-        for token, logprob in pairs
-        if isinstance(token, str) and isinstance(logprob, int | float) and not isinstance(logprob, bool)
-    ) or None
+    return (
+        tuple(
+            TokenLogprob(token=token, logprob=float(logprob))
+            for token, logprob in pairs
+            if isinstance(token, str) and isinstance(logprob, int | float) and not isinstance(logprob, bool)
+        )
+        or None
+    )
 
 
 def _text(content: Any) -> str:

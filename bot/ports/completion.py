@@ -84,7 +84,11 @@ class CompletionDeclined(CompletionFailed):
 
     def __init__(self, task: str, completion: Completion) -> None:
         self.completion = completion
-        said = f" It said: “{completion.refusal}”" if completion.refusal and not completion.refusal.startswith("A content filter") else ""
+        said = (
+            f" It said: “{completion.refusal}”"
+            if completion.refusal and not completion.refusal.startswith("A content filter")
+            else ""
+        )
         super().__init__(
             f"The model ({completion.served_model}) declined to {task} this message, so there is nothing to post.{said}"
         )

@@ -46,6 +46,8 @@ class DigestQueries(Protocol):
         """Groups of the rows in [bounds[0], bounds[-1]); bucket i is [bounds[i], bounds[i+1])."""
         ...
 
-    async def top_users(self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> list[UserCost]:
+    async def top_users(
+        self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[UserCost]:
         """The users with the highest cost in [start, end)."""
         ...

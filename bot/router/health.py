@@ -67,7 +67,9 @@ class HealthBoard:
             self._states[model] = _State()
         return marked
 
-    def failed(self, model: str, kind: ErrorKind, now: datetime, hold: timedelta | None = None) -> UnavailableModel | None:
+    def failed(
+        self, model: str, kind: ErrorKind, now: datetime, hold: timedelta | None = None
+    ) -> UnavailableModel | None:
         """Record a failure; returns the mark to store when the model must be marked unavailable."""
         state = self._state(model)
         effect = POLICY[kind].effect

@@ -167,7 +167,11 @@ class ModelRouter:
                 await self._ledger.record(self._failure_entry(ctx, model, err, trail.attempts))
                 if chat_request.service_tier == "flex" and _flex_unavailable(err):
                     # Flex may have no capacity, or be slow: the same model answers on the default tier.
-                    log.info("model %s: flex tier unavailable (%s); trying the default tier", model, err.code or err.kind.value)
+                    log.info(
+                        "model %s: flex tier unavailable (%s); trying the default tier",
+                        model,
+                        err.code or err.kind.value,
+                    )
                     chat_request = dataclasses.replace(chat_request, service_tier=None)
                     continue
                 adapted = adapt_shape(chat_request, err) if err.kind is ErrorKind.UNSUPPORTED_PARAMETER else None
@@ -193,10 +197,18 @@ class ModelRouter:
     async def _record_interrupted(self, ctx: CallContext, model: str, attempt: int, started: float) -> None:
         """Record a call cancelled before it answered, even if the caller is cancelled again meanwhile."""
         entry = self._entry(
-            ctx, model, None, TokenUsage(prompt_tokens=0), attempt,
-            latency_ms=(time.monotonic() - started) * 1000, outcome="interrupted", error_code=None,
+            ctx,
+            model,
+            None,
+            TokenUsage(prompt_tokens=0),
+            attempt,
+            latency_ms=(time.monotonic() - started) * 1000,
+            outcome="interrupted",
+            error_code=None,
             # What the endpoint bills for a call it never answered is not known: not zero, unknown.
-            cost=None, baseline_cost=None, energy_wh=None,
+            cost=None,
+            baseline_cost=None,
+            energy_wh=None,
         )
         recording = asyncio.ensure_future(self._ledger.record(entry))
         recording.add_done_callback(_log_lost_row)
@@ -209,7 +221,9 @@ class ModelRouter:
         if wait is Wait.BACKOFF:
             return self._tuning.backoff * 2**retries
         if wait is Wait.RETRY_AFTER:
-            told = timedelta(seconds=err.retry_after) if err.retry_after is not None else self._tuning.default_retry_wait
+            told = (
+                timedelta(seconds=err.retry_after) if err.retry_after is not None else self._tuning.default_retry_wait
+            )
             return told if told <= self._tuning.max_retry_wait else None
         return None
 
@@ -229,7 +243,11 @@ class ModelRouter:
         trail.why[model] = rule.why
         trail.kinds[model] = err.kind
         log.warning(
-            "model %s failed (%s, request id %s); next: %s", model, err, err.request_id or "none", rule.then.name.lower()
+            "model %s failed (%s, request id %s); next: %s",
+            model,
+            err,
+            err.request_id or "none",
+            rule.then.name.lower(),
         )
         if rule.alert is not None and self._alerts is not None:
             status = f"HTTP {err.status}" if err.status else ""
@@ -260,9 +278,17 @@ class ModelRouter:
             refusal = "A content filter stopped the answer."
         await self._ledger.record(
             self._entry(
-                ctx, model, result.served_model, result.usage, trail.attempts,
-                latency_ms=result.latency_ms, outcome="refused" if refusal else "ok", error_code=None,
-                cost=priced.cost_usd, baseline_cost=priced.baseline_cost_usd, energy_wh=priced.energy_wh,
+                ctx,
+                model,
+                result.served_model,
+                result.usage,
+                trail.attempts,
+                latency_ms=result.latency_ms,
+                outcome="refused" if refusal else "ok",
+                error_code=None,
+                cost=priced.cost_usd,
+                baseline_cost=priced.baseline_cost_usd,
+                energy_wh=priced.energy_wh,
                 service_tier=result.service_tier,
             )
         )
@@ -359,9 +385,17 @@ class ModelRouter:
     def _failure_entry(self, ctx: CallContext, model: str, err: ModelCallError, attempt: int) -> LedgerEntry:
         # A failed attempt is not billed: it costs exactly nothing, not "price unknown".
         return self._entry(
-            ctx, model, None, TokenUsage(prompt_tokens=0), attempt,
-            latency_ms=err.latency_ms, outcome="error", error_code=err.code or err.kind.value,
-            cost=Decimal(0), baseline_cost=Decimal(0), energy_wh=None,
+            ctx,
+            model,
+            None,
+            TokenUsage(prompt_tokens=0),
+            attempt,
+            latency_ms=err.latency_ms,
+            outcome="error",
+            error_code=err.code or err.kind.value,
+            cost=Decimal(0),
+            baseline_cost=Decimal(0),
+            energy_wh=None,
         )
 
     def _entry(

@@ -194,7 +194,9 @@ class ClassifyService:
         own = await self._labels.get(team_id, channel_id)
         return (own, "channel") if own else (self.default_labels, "default")
 
-    async def set_channel_labels(self, team_id: str, channel_id: str, raw: Sequence[str], user_id: str) -> tuple[str, ...]:
+    async def set_channel_labels(
+        self, team_id: str, channel_id: str, raw: Sequence[str], user_id: str
+    ) -> tuple[str, ...]:
         """Validate and store a channel's labels; raises InvalidLabels and stores nothing when they are bad."""
         labels = check_labels(raw)
         await self._labels.set(team_id, channel_id, labels, user_id, self._clock())
@@ -235,8 +237,13 @@ class ClassifyService:
         hit = await self._cached(key)
         if hit is not None and hit.label in chosen:
             return Classification(
-                label=hit.label, labels=chosen, source=source, confidence=hit.confidence, match="exact",
-                completion=_from_cache(hit), cached=True,
+                label=hit.label,
+                labels=chosen,
+                source=source,
+                confidence=hit.confidence,
+                match="exact",
+                completion=_from_cache(hit),
+                cached=True,
             )
         completion = accepted(await self._completer.complete(ctx, request), "classify")
         label, match = parse_label(completion.text, chosen)
@@ -244,7 +251,9 @@ class ClassifyService:
         if self._cache is not None and match == "exact":
             # Only a clear answer is worth repeating; a "closest" guess is asked again next time.
             try:
-                await self._cache.put(key, ctx.team_id, CachedLabel(label, confidence, completion.served_model, self._clock()))
+                await self._cache.put(
+                    key, ctx.team_id, CachedLabel(label, confidence, completion.served_model, self._clock())
+                )
             except StoreUnavailable:
                 # The answer is paid for: it is given, and simply not remembered.
                 log.warning("classify answer not cached: the database is unreachable")

@@ -14,19 +14,61 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.services.digest_content import (
-    CHART_DAYS, TOP_USERS, DayCost, Digest, DigestBuilder, DigestQueries, Energy, LifecycleWarnings, ModelUsage,
-    Savings, UsageGroup, UserCost,
+    CHART_DAYS,
+    TOP_USERS,
+    DayCost,
+    Digest,
+    DigestBuilder,
+    DigestQueries,
+    Energy,
+    LifecycleWarnings,
+    ModelUsage,
+    Savings,
+    UsageGroup,
+    UserCost,
 )
 from bot.services.digest_schedule import (
-    DAY, DEFAULT_SEND_TIME, DigestPeriod, DueDigest, Frequency, Subscription, due_digests, next_send, utcnow,
+    DAY,
+    DEFAULT_SEND_TIME,
+    DigestPeriod,
+    DueDigest,
+    Frequency,
+    Subscription,
+    due_digests,
+    next_send,
+    utcnow,
 )
 
 # The digest's names from its three modules, so the rest of Frugal imports them from here.
 __all__ = [
-    "CHART_DAYS", "DAY", "DEFAULT_SEND_TIME", "MAX_ATTEMPTS", "RETRY_DELAY", "TOP_USERS",
-    "ChartRenderer", "DayCost", "Digest", "DigestBuilder", "DigestPeriod", "DigestPublisher", "DigestQueries",
-    "DigestService", "DigestStore", "DueDigest", "Energy", "Frequency", "LifecycleWarnings", "ModelUsage",
-    "PendingRun", "PublishFailed", "Savings", "Subscription", "UsageGroup", "UserCost", "due_digests", "next_send",
+    "CHART_DAYS",
+    "DAY",
+    "DEFAULT_SEND_TIME",
+    "MAX_ATTEMPTS",
+    "RETRY_DELAY",
+    "TOP_USERS",
+    "ChartRenderer",
+    "DayCost",
+    "Digest",
+    "DigestBuilder",
+    "DigestPeriod",
+    "DigestPublisher",
+    "DigestQueries",
+    "DigestService",
+    "DigestStore",
+    "DueDigest",
+    "Energy",
+    "Frequency",
+    "LifecycleWarnings",
+    "ModelUsage",
+    "PendingRun",
+    "PublishFailed",
+    "Savings",
+    "Subscription",
+    "UsageGroup",
+    "UserCost",
+    "due_digests",
+    "next_send",
     "utcnow",
 ]
 
@@ -242,7 +284,9 @@ class DigestService:
         digest = await self._builder.build(sub.team_id, sub.channel_id, period, self._clock())
         return digest, await asyncio.to_thread(self._chart, digest)
 
-    async def _publish(self, run_id: int, digest: Digest, png: bytes | None, message_ts: str | None, *, attempt: int) -> int:
+    async def _publish(
+        self, run_id: int, digest: Digest, png: bytes | None, message_ts: str | None, *, attempt: int
+    ) -> int:
         try:
             if message_ts is None:
                 message_ts = await self._publisher.post_digest(digest, chart=png is not None)
@@ -254,7 +298,11 @@ class DigestService:
             await self._store.mark_failed(run_id, err.code, final=final)
             log.warning(
                 "digest run %d for channel %s failed on attempt %d (%s)%s",
-                run_id, digest.channel_id, attempt, err.code, "; giving up" if final else "; will retry",
+                run_id,
+                digest.channel_id,
+                attempt,
+                err.code,
+                "; giving up" if final else "; will retry",
             )
             return 0
         await self._store.mark_posted(run_id, self._clock())

@@ -64,7 +64,9 @@ class DigestPeriod:
     def ending_before(cls, frequency: Frequency, send_day: date, tz: ZoneInfo) -> DigestPeriod:
         """The complete period that a digest sent on `send_day` covers: the days just before it."""
         first = send_day - frequency.days * DAY
-        return cls(frequency, at_local(first, time(0), tz), at_local(send_day, time(0), tz), first, send_day - DAY, True)
+        return cls(
+            frequency, at_local(first, time(0), tz), at_local(send_day, time(0), tz), first, send_day - DAY, True
+        )
 
     @classmethod
     def to_date(cls, frequency: Frequency, now: datetime, tz: ZoneInfo) -> DigestPeriod:

@@ -98,7 +98,10 @@ class HomeService:
         ahead = []
         if self._quotas is not None:
             for u in channels[:FORECAST_CHANNELS]:
-                ahead += [(u.channel_id, f) for f in forecasts(await self._quotas.channel_quotas(team_id, u.channel_id, now), now)]
+                ahead += [
+                    (u.channel_id, f)
+                    for f in forecasts(await self._quotas.channel_quotas(team_id, u.channel_id, now), now)
+                ]
         return HomeView(
             start, end, channels, models, admin, hidden, digests_known=self._digests is not None, forecasts=tuple(ahead)
         )
@@ -116,10 +119,15 @@ class HomeService:
             quotas = None
             if self._quotas is not None:
                 quotas = tuple(await self._quotas.channel_quotas(team_id, channel_id, now))
-            rows.append(ChannelSetup(
-                channel_id, by_channel.get(channel_id), quotas, digests.get(channel_id),
-                forecasts=tuple(forecasts(quotas or (), now)),
-            ))
+            rows.append(
+                ChannelSetup(
+                    channel_id,
+                    by_channel.get(channel_id),
+                    quotas,
+                    digests.get(channel_id),
+                    forecasts=tuple(forecasts(quotas or (), now)),
+                )
+            )
         return tuple(rows), max(0, len(ordered) - ADMIN_CHANNELS_SHOWN)
 
 

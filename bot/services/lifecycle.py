@@ -72,7 +72,7 @@ class ModelLifecycle:
             )
         if self.price is None:
             found.append(
-                f"{self.model} has no known price, so its cost shows as \"price unknown\"; "
+                f'{self.model} has no known price, so its cost shows as "price unknown"; '
                 "add it to the FRUGAL_MODEL_CATALOG file."
             )
         return found
@@ -111,7 +111,12 @@ class LifecycleReport:
             # The replacement takes the retired model's place, unless the chain has it already (then
             # the chain's own order stands) or the endpoint does not offer it.
             replacement = model.replacement
-            if replacement and replacement not in kept and replacement not in chain and (listed is None or replacement in listed):
+            if (
+                replacement
+                and replacement not in kept
+                and replacement not in chain
+                and (listed is None or replacement in listed)
+            ):
                 chain.append(replacement)
         return ",".join(chain) or None
 
@@ -369,11 +374,20 @@ def model_lifecycle(
 
 
 def _retirement(
-    model: str, listed_as: RemoteModel | None, listing: bool, shutdown: date | None, today: date, replacement: str | None
+    model: str,
+    listed_as: RemoteModel | None,
+    listing: bool,
+    shutdown: date | None,
+    today: date,
+    replacement: str | None,
 ) -> Retirement | None:
     past = shutdown is not None and shutdown <= today
     if listing and listed_as is None:
-        why = f"was shut down on {shutdown:%Y-%m-%d}" if past else "is not offered by the endpoint (retired, or this API key has no access)"
+        why = (
+            f"was shut down on {shutdown:%Y-%m-%d}"
+            if past
+            else "is not offered by the endpoint (retired, or this API key has no access)"
+        )
         return Retirement(model, shutdown, replacement, why)
     if listing and listed_as is not None and listed_as.shutdown_date is None:
         return None  # listed with no date: served, whatever OpenAI's own date says

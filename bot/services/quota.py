@@ -135,8 +135,14 @@ class QuotaService:
         """Create or replace a limit; this period's counter starts from what the ledger says was used."""
         now = self._clock()
         record = LimitRecord(
-            scope, _target(scope, target), limit.metric, limit.period, limit.amount,
-            mode=limit.mode, alerts=limit.alerts, downgrade=limit.downgrade,
+            scope,
+            _target(scope, target),
+            limit.metric,
+            limit.period,
+            limit.amount,
+            mode=limit.mode,
+            alerts=limit.alerts,
+            downgrade=limit.downgrade,
         )
         await self._store.set_limit(team_id, record, set_by=set_by, starts=period_starts(now, self._tz), now=now)
 
@@ -260,9 +266,7 @@ class QuotaService:
         """Count what the call really used in place of the hold, and alert on each threshold it reached first."""
         if not reservation.held:
             return
-        usage = Usage(
-            requests=1, tokens=completion.usage.total_tokens, usd=completion.cost_usd or Decimal(0)
-        )
+        usage = Usage(requests=1, tokens=completion.usage.total_tokens, usd=completion.cost_usd or Decimal(0))
         settled = await self._store.settle(reservation.reservation_id, usage)
         if not settled:
             # Only when a hold outlived hold_for: expire() already counted the ledger's record of it.
@@ -289,20 +293,32 @@ class QuotaService:
             return
         highest: dict[tuple[str, str, str, str, str], FiredAlert] = {}
         for alert in fired:
-            key = (alert.limit.scope.value, alert.counted, alert.limit.metric.value, alert.limit.period.value,
-                   alert.period_start.isoformat())
+            key = (
+                alert.limit.scope.value,
+                alert.counted,
+                alert.limit.metric.value,
+                alert.limit.period.value,
+                alert.period_start.isoformat(),
+            )
             if key not in highest or alert.threshold > highest[key].threshold:
                 highest[key] = alert
         for alert in highest.values():
             try:
                 limit = alert.limit
-                top = await self._store.top_user(alert.team_id, limit.scope, alert.counted, limit.metric,
-                                                 alert.period_start)
+                top = await self._store.top_user(
+                    alert.team_id, limit.scope, alert.counted, limit.metric, alert.period_start
+                )
                 counter = CounterState(limit, alert.period_start, alert.used, Decimal(0), counted=alert.counted)
-                await self._alerts.quota_alert(QuotaAlert(
-                    team_id=alert.team_id, use=self._use(counter), counted=alert.counted, threshold=alert.threshold,
-                    refused=alert.refused, top=top,
-                ))
+                await self._alerts.quota_alert(
+                    QuotaAlert(
+                        team_id=alert.team_id,
+                        use=self._use(counter),
+                        counted=alert.counted,
+                        threshold=alert.threshold,
+                        refused=alert.refused,
+                        top=top,
+                    )
+                )
             except Exception as err:  # noqa: BLE001 (the request was answered; an alert failing must not change that)
                 log.error("could not send a quota alert (%s)", type(err).__name__)
 
@@ -372,8 +388,10 @@ class _GatedCompleter:
             await _to_the_end(self._quotas.settle(reservation, completion))
         except Exception as err:  # noqa: BLE001 (whatever it was, the answer was paid for and is delivered)
             # The hold expires and is then settled to the ledger's record of this call (QuotaService.expire).
-            log.error("could not settle a quota reservation (%s); it is settled from the ledger when it expires",
-                      type(err).__name__)
+            log.error(
+                "could not settle a quota reservation (%s); it is settled from the ledger when it expires",
+                type(err).__name__,
+            )
         if reservation.downgraded:
             note = self._quotas.downgrade_note(reservation, models[0])
             # The router's note would only say the dearer models were not allowed: this line says why, instead.

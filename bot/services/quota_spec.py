@@ -129,9 +129,7 @@ def _downgrade_share(values: list[str]) -> int:
     match = _PERCENT.match("".join(values)) if values else None
     if not match or not 1 <= int(match.group(1)) <= 99:
         given = f"`{_echo(' '.join(values))}` is not" if values else "`downgrade` needs"
-        raise InvalidLimit(
-            f"{given} a share of the limit: a whole percentage from 1 to 99, like `downgrade 90%`."
-        )
+        raise InvalidLimit(f"{given} a share of the limit: a whole percentage from 1 to 99, like `downgrade 90%`.")
     return int(match.group(1))
 
 

@@ -119,9 +119,12 @@ def quota_alert_text(alert: QuotaAlert, top: str | None, *, whose: str) -> str:
     # A refusal can come while requests in progress hold the rest of the limit.
     held = " (the rest is held by requests in progress)" if alert.refused and use.used < use.limit else ""
     after = (
-        " It only warns: requests are still answered." if use.mode is Mode.WARN
-        else f" Past {use.downgrade} % requests go to the cheapest model." if use.downgrade is not None
-        else " Requests that do not fit are refused until then." if alert.refused or alert.threshold >= 100
+        " It only warns: requests are still answered."
+        if use.mode is Mode.WARN
+        else f" Past {use.downgrade} % requests go to the cheapest model."
+        if use.downgrade is not None
+        else " Requests that do not fit are refused until then."
+        if alert.refused or alert.threshold >= 100
         else ""
     )
     most = f" {top}." if top else ""

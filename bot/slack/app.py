@@ -44,7 +44,12 @@ class FrugalApp(AsyncApp):
 
 
 def build_bolt_app(
-    settings: Settings, deps: SlackDeps, deliveries: DeliveryClaims, *, responses: ResponseUrlSession, **bolt_options: Any
+    settings: Settings,
+    deps: SlackDeps,
+    deliveries: DeliveryClaims,
+    *,
+    responses: ResponseUrlSession,
+    **bolt_options: Any,
 ) -> FrugalApp:
     """The AsyncApp with every listener registered, `deps` in each request's context, each delivery handled once."""
     client = web_client(settings.slack_bot_token, settings.slack_api_url)
@@ -118,7 +123,8 @@ async def complete_payloads(body: dict[str, Any], context: AsyncBoltContext, nex
     text = INCOMPLETE.format(field=field)
     if body.get("command"):
         return BoltResponse(
-            status=200, body=json.dumps({"response_type": "ephemeral", "text": text}),
+            status=200,
+            body=json.dumps({"response_type": "ephemeral", "text": text}),
             headers={"content-type": "application/json"},
         )
     if context.response_url:

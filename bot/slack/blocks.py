@@ -22,9 +22,15 @@ NO_BUTTONS = "_Buttons are unavailable for a moment; copy the text instead._"
 def rewrite_result(rewrite: Rewrite, button_id: str | None) -> list[Block]:
     """The ephemeral answer to /rewrite: all of the text, what it cost, and the buttons (which carry only `button_id`)."""
     if button_id is None:
-        return [*kit.sections(rewrite.text), kit.context(_footer(rewrite.completion, f"style: {rewrite.style}")), kit.context(NO_BUTTONS)]
+        return [
+            *kit.sections(rewrite.text),
+            kit.context(_footer(rewrite.completion, f"style: {rewrite.style}")),
+            kit.context(NO_BUTTONS),
+        ]
     post = kit.button("Post to channel", POST_REWRITE_ACTION, button_id, style="primary")
-    others = [kit.button(name.capitalize(), STYLE_ACTION_PREFIX + name, button_id) for name in STYLES if name != rewrite.style]
+    others = [
+        kit.button(name.capitalize(), STYLE_ACTION_PREFIX + name, button_id) for name in STYLES if name != rewrite.style
+    ]
     return [
         *kit.sections(rewrite.text),
         kit.context(_footer(rewrite.completion, f"style: {rewrite.style}")),
@@ -58,7 +64,9 @@ def post_in_thread_button(button_id: str | None) -> list[Block]:
     """The "Post in thread" button, carrying only `button_id` (a line saying it is unavailable for None)."""
     if button_id is None:
         return [kit.context(NO_BUTTONS)]
-    return [kit.actions("post_in_thread", [kit.button("Post in thread", POST_IN_THREAD_ACTION, button_id, style="primary")])]
+    return [
+        kit.actions("post_in_thread", [kit.button("Post in thread", POST_IN_THREAD_ACTION, button_id, style="primary")])
+    ]
 
 
 def classification_line(label: str, confidence: str) -> str:

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 _KEY = "frugal_buttons"
 # What conversations.members answers where Frugal cannot list the members (a DM; a channel it is not in).
-UNLISTABLE = frozenset({"channel_not_found", "not_in_channel", "missing_scope", "method_not_supported_for_channel_type"})
+UNLISTABLE = frozenset(
+    {"channel_not_found", "not_in_channel", "missing_scope", "method_not_supported_for_channel_type"}
+)
 # conversations.members pages of 1,000; a channel with more members than this is not searched further.
 MEMBER_PAGES = 20
 

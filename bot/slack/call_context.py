@@ -46,10 +46,20 @@ _EVENTS = {
 }
 # Field names as a user reads them.
 _PLAIN = {
-    "team_id": "workspace", "team.id": "workspace", "channel_id": "channel", "channel.id": "channel",
-    "user_id": "user", "user.id": "user", "trigger_id": "trigger", "message.ts": "message",
-    "actions.0.action_id": "button", "actions.0.value": "button value", "event_id": "event ID",
-    "event.channel": "channel", "event.user": "user", "event.ts": "message",
+    "team_id": "workspace",
+    "team.id": "workspace",
+    "channel_id": "channel",
+    "channel.id": "channel",
+    "user_id": "user",
+    "user.id": "user",
+    "trigger_id": "trigger",
+    "message.ts": "message",
+    "actions.0.action_id": "button",
+    "actions.0.value": "button value",
+    "event_id": "event ID",
+    "event.channel": "channel",
+    "event.user": "user",
+    "event.ts": "message",
 }
 
 
@@ -86,6 +96,10 @@ def _required(body: dict[str, Any]) -> tuple[str, ...]:
         first = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         # Frugal's buttons all carry a value (what to post, which style); select menus carry selected options.
         button = first.get("type", "button") == "button"
-        return (*_INTERACTION, *(() if in_view else ("channel.id",)), "actions.0.action_id",
-                *(("actions.0.value",) if button else ()))
+        return (
+            *_INTERACTION,
+            *(() if in_view else ("channel.id",)),
+            "actions.0.action_id",
+            *(("actions.0.value",) if button else ()),
+        )
     return ()

@@ -152,14 +152,24 @@ class RetryingRespond(AsyncRespond):
         else:
             # As Bolt's respond(): text always, the rest only when given (None values are dropped by slack_sdk).
             message = {
-                "text": text, "blocks": blocks or None, "attachments": attachments or None,
-                "response_type": response_type, "replace_original": replace_original,
-                "delete_original": delete_original, "unfurl_links": unfurl_links, "unfurl_media": unfurl_media,
-                "thread_ts": thread_ts, "metadata": metadata,
+                "text": text,
+                "blocks": blocks or None,
+                "attachments": attachments or None,
+                "response_type": response_type,
+                "replace_original": replace_original,
+                "delete_original": delete_original,
+                "unfurl_links": unfurl_links,
+                "unfurl_media": unfurl_media,
+                "thread_ts": thread_ts,
+                "metadata": metadata,
             }
         client = AsyncWebhookClient(
-            url=self.response_url, timeout=RESPONSE_URL_TIMEOUT_S, proxy=self.proxy, ssl=self.ssl,
-            session=self._sessions.get() if self._sessions is not None else None, retry_handlers=retry_handlers(),
+            url=self.response_url,
+            timeout=RESPONSE_URL_TIMEOUT_S,
+            proxy=self.proxy,
+            ssl=self.ssl,
+            session=self._sessions.get() if self._sessions is not None else None,
+            retry_handlers=retry_handlers(),
         )
         response = await client.send_dict(message)
         if response.status_code >= 400:
@@ -174,7 +184,9 @@ def respond_middleware(sessions: ResponseUrlSession) -> Callable[..., Awaitable[
     async def retrying_respond(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:  # noqa: A002
         if context.response_url:
             context["respond"] = RetryingRespond(
-                response_url=context.response_url, proxy=context.client.proxy, ssl=context.client.ssl,
+                response_url=context.response_url,
+                proxy=context.client.proxy,
+                ssl=context.client.ssl,
                 sessions=sessions,
             )
         await next()

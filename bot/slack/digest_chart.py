@@ -77,7 +77,9 @@ def chart_figure(digest: Digest) -> Figure | None:
     # Each day's total on top of its stack (the last model's bars end where the stack does).
     axes.bar_label(bars, labels=[money(day.total) if day.total else "" for day in days], padding=2, fontsize="small")
     axes.set_xticks(positions, [day.label for day in days])
-    axes.set_title(f"Daily cost by model, {days[0].label.split(chr(10))[0]} – {days[-1].label.split(chr(10))[0]} ({digest.timezone})")
+    axes.set_title(
+        f"Daily cost by model, {days[0].label.split(chr(10))[0]} – {days[-1].label.split(chr(10))[0]} ({digest.timezone})"
+    )
     axes.set_ylabel("Cost")
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: money(value)))
     axes.margins(y=0.15)  # room for the totals above the highest bar

@@ -120,6 +120,11 @@ async def _display_names(client: AsyncWebClient, user_ids: list[str]) -> dict[st
         except (TimeoutError, SlackClientError, aiohttp.ClientError):
             continue  # the digest shows the user ID instead
         profile = user.get("profile") or {}
-        names[user_id] = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user.get("name") or user_id
+        names[user_id] = (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+            or user_id
+        )
     return names
-

@@ -23,7 +23,9 @@ def failure_text(err: InvalidInput | CompletionFailed) -> str:
 def quota_refusal(use: QuotaUse) -> str:
     """Which quota refused, used / limit, when it resets (in the reader's own zone), and that nothing was charged."""
     # A per-person limit with no target is the workspace's default for each person (`default-user`).
-    whose = "The workspace's default per-person" if use.scope == "user" and not use.target else _WHOSE.get(use.scope, "A")
+    whose = (
+        "The workspace's default per-person" if use.scope == "user" and not use.target else _WHOSE.get(use.scope, "A")
+    )
     used = amount(use.metric, use.used) if use.metric is Metric.USD else f"{int(use.used):,}"
     limit = per_period(use.metric, use.limit, use.period.value)
     room = (

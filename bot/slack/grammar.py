@@ -61,8 +61,7 @@ QUOTA_USAGE = (
     "`/frugal quota set default $5/month alert 50,80,100` (`$5/month` is `5 usd/month`), "
     "`/frugal quota set @ana 50 requests/day downgrade 90%`, `/frugal quota set default-user $1/day alert off`; "
     "`/frugal quota show [here|#channel|@user]`; `/frugal quota clear <here|#channel|@user>` (or just one limit: "
-    "`/frugal quota clear here requests/day`). `default` and `default-user` work as targets everywhere. "
-    + HELP_POINTER
+    "`/frugal quota clear here requests/day`). `default` and `default-user` work as targets everywhere. " + HELP_POINTER
 )
 
 _STYLE_PREFIX = re.compile(r"^\s*([A-Za-z]+)\s*:\s*(.*)$", re.DOTALL)
@@ -90,7 +89,9 @@ def clean_label(label: str) -> str:
     """A label as typed, as plain text: Slack's entities decoded, invisible characters dropped (a joiner
     inside an emoji sequence is kept) and spaces collapsed, so labels that look the same are the same."""
     label = unescape(label)
-    shown = "".join(" " if char.isspace() else char for char in label if char == _ZWJ or not invisible(char) or char.isspace())
+    shown = "".join(
+        " " if char.isspace() else char for char in label if char == _ZWJ or not invisible(char) or char.isspace()
+    )
     kept = [
         char
         for i, char in enumerate(shown)

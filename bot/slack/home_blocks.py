@@ -33,7 +33,9 @@ def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None)
         blocks.append(kit.context(channels_note))
     if view.forecasts:
         lines = [f"• <#{channel}> — {forecast_line(f, tz)}" for channel, f in view.forecasts[:FORECASTS_SHOWN]]
-        blocks.append(kit.section("*Forecasts* (a straight line through this period's spend so far)\n" + "\n".join(lines)))
+        blocks.append(
+            kit.section("*Forecasts* (a straight line through this period's spend so far)\n" + "\n".join(lines))
+        )
     blocks += [kit.divider(), kit.section("*Models*\n" + _model_lines(view.models, tz))]
     if view.admin is not None:
         blocks += [kit.divider(), kit.section("*Every channel* (admins only)")]
@@ -41,7 +43,9 @@ def home_view(view: HomeView, tz: ZoneInfo, *, channels_note: str | None = None)
             blocks.append(kit.section("No channel has used Frugal or subscribed to a digest this month."))
         blocks += [kit.section(_setup_text(setup, tz, view.digests_known)) for setup in view.admin]
         if view.admin_hidden:
-            blocks.append(kit.context(f"…and {view.admin_hidden} more channels; `/frugal quota show #channel` for one."))
+            blocks.append(
+                kit.context(f"…and {view.admin_hidden} more channels; `/frugal quota show #channel` for one.")
+            )
     return {"type": "home", "blocks": blocks}
 
 

@@ -78,7 +78,9 @@ async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) ->
     """tokens_revoked: forget the revoked tokens; the workspace's usage history is kept."""
     store = deps_of(context).installations
     if store is None:
-        log.warning("Slack revoked Frugal's token in workspace %s; reinstall and update SLACK_BOT_TOKEN", context.team_id)
+        log.warning(
+            "Slack revoked Frugal's token in workspace %s; reinstall and update SLACK_BOT_TOKEN", context.team_id
+        )
         return
     tokens = event.get("tokens") or {}
     for user_id in tokens.get("oauth") or []:

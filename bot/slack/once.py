@@ -119,7 +119,10 @@ def install_once_only(app: AsyncApp, claims: DeliveryClaims) -> None:
     """Add the middleware that claims every delivery; register listeners wrapped by `once_only` to finish them."""
 
     async def claim_delivery(
-        body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest, next  # noqa: A002 (Bolt's name)
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+        next,  # noqa: A002 (Bolt's name)
     ) -> BoltResponse | None:
         delivery = delivery_of(body)
         if delivery is None:
@@ -226,7 +229,9 @@ class Claim:
     finished request is freed at once instead of waiting for the garbage collector.
     """
 
-    def __init__(self, claims: DeliveryClaims, delivery: Delivery, team_id: str | None, request: AsyncBoltRequest) -> None:
+    def __init__(
+        self, claims: DeliveryClaims, delivery: Delivery, team_id: str | None, request: AsyncBoltRequest
+    ) -> None:
         self.delivery = delivery
         self.held = False
         self.acked_first = False
@@ -251,8 +256,9 @@ class Claim:
             await self._claims.finish(self.delivery.key)
         except Exception as err:  # noqa: BLE001 (whatever the store raised, the answer is out: only logged)
             # The user already has the answer; only a Slack retry after the lease could run the request again.
-            log.warning("could not mark a Slack delivery done (%s); a retry after its lease would run again",
-                        type(err).__name__)
+            log.warning(
+                "could not mark a Slack delivery done (%s); a retry after its lease would run again", type(err).__name__
+            )
 
 
 def _retrieve(task: asyncio.Task[int | None]) -> None:

@@ -12,7 +12,11 @@ from bot.slack import block_kit as kit
 from bot.slack.block_kit import Block
 
 # A quota's owner, as it reads after "the limit of …" / at the end of a line.
-_OWNERS = {Scope.CHANNEL.value: "this channel's own", Scope.DEFAULT.value: "workspace default", Scope.USER.value: "your own"}
+_OWNERS = {
+    Scope.CHANNEL.value: "this channel's own",
+    Scope.DEFAULT.value: "workspace default",
+    Scope.USER.value: "your own",
+}
 
 
 def slack_date(instant: datetime) -> str:
@@ -60,13 +64,16 @@ def options_words(mode: Mode, alerts: tuple[int, ...], downgrade: int | None) ->
 def options_sentence(mode: Mode, alerts: tuple[int, ...], downgrade: int | None) -> str:
     """How a limit's options read after it is set."""
     first = (
-        "It never refuses, only alerts" if mode is Mode.WARN
-        else f"Past {downgrade} % requests go to the cheapest model that fits" if downgrade is not None
+        "It never refuses, only alerts"
+        if mode is Mode.WARN
+        else f"Past {downgrade} % requests go to the cheapest model that fits"
+        if downgrade is not None
         else "Requests that do not fit are refused"
     )
     alerting = (
-        "no alerts are sent" if not alerts
-        else f"the channel (or the person) and the admins are told at {alerts_words(alerts)[len('alerts at '):]}"
+        "no alerts are sent"
+        if not alerts
+        else f"the channel (or the person) and the admins are told at {alerts_words(alerts)[len('alerts at ') :]}"
     )
     return f"{first}; {alerting}."
 
@@ -74,8 +81,10 @@ def options_sentence(mode: Mode, alerts: tuple[int, ...], downgrade: int | None)
 def use_line(use: QuotaUse, *, whose: str | None = None) -> str:
     """'$0.40 of $5.00 per month used · $4.60 left · resets <date> (this channel's own)'."""
     used = amount(use.metric, use.used) if use.metric is Metric.USD else f"{int(use.used):,}"
-    extra = "" if (use.mode, use.alerts, use.downgrade) == (Mode.HARD, DEFAULT_ALERTS, None) else (
-        f" · {options_words(use.mode, use.alerts, use.downgrade)}"
+    extra = (
+        ""
+        if (use.mode, use.alerts, use.downgrade) == (Mode.HARD, DEFAULT_ALERTS, None)
+        else (f" · {options_words(use.mode, use.alerts, use.downgrade)}")
     )
     return (
         f"{used} of {per_period(use.metric, use.limit, use.period.value)} used · "
@@ -87,10 +96,12 @@ def use_line(use: QuotaUse, *, whose: str | None = None) -> str:
 def channel_quotas(channel_id: str, uses: list[QuotaUse], tz_name: str) -> list[Block]:
     """`/frugal quota show here|#channel`: every limit that applies to the channel, with its use."""
     if not uses:
-        return [kit.section(
-            f"No quota applies to <#{channel_id}>: it may use Frugal without limit. "
-            "An admin sets one with `/frugal quota set here $5/month` (or `200 requests/day`, `100k tokens/week`)."
-        )]
+        return [
+            kit.section(
+                f"No quota applies to <#{channel_id}>: it may use Frugal without limit. "
+                "An admin sets one with `/frugal quota set here $5/month` (or `200 requests/day`, `100k tokens/week`)."
+            )
+        ]
     lines = "\n".join(f"• {use_line(use)}" for use in uses)
     return [
         kit.section(f"*Quotas of <#{channel_id}>*\n{lines}"),
@@ -101,13 +112,13 @@ def channel_quotas(channel_id: str, uses: list[QuotaUse], tz_name: str) -> list[
 def user_quotas(user_id: str, uses: list[QuotaUse], tz_name: str) -> list[Block]:
     """`/frugal quota show @user`: the per-person limits that apply to someone, with their use in every channel."""
     if not uses:
-        return [kit.section(
-            f"No per-person quota applies to <@{user_id}> (channel quotas still do). "
-            "An admin sets one with `/frugal quota set @person 50 requests/day` or `set default-user $1/day`."
-        )]
-    lines = "\n".join(
-        f"• {use_line(use, whose='their own' if use.target else 'per-person default')}" for use in uses
-    )
+        return [
+            kit.section(
+                f"No per-person quota applies to <@{user_id}> (channel quotas still do). "
+                "An admin sets one with `/frugal quota set @person 50 requests/day` or `set default-user $1/day`."
+            )
+        ]
+    lines = "\n".join(f"• {use_line(use, whose='their own' if use.target else 'per-person default')}" for use in uses)
     return [
         kit.section(f"*Quotas of <@{user_id}>* (their use in every channel)\n{lines}"),
         kit.context(f"Counted in {tz_name}. Channel quotas apply too; the tightest limit decides."),
@@ -118,10 +129,12 @@ def default_limits(limits: list[LimitRecord], tz_name: str, *, per_person: bool 
     """`/frugal quota show default|default-user`: the workspace defaults (each channel or person counts its own)."""
     who = "person" if per_person else "channel"
     if not limits:
-        return [kit.section(
-            f"The workspace has no {'per-person ' if per_person else ''}default quota: "
-            f"{who}s without their own limit are unlimited."
-        )]
+        return [
+            kit.section(
+                f"The workspace has no {'per-person ' if per_person else ''}default quota: "
+                f"{who}s without their own limit are unlimited."
+            )
+        ]
     lines = "\n".join(f"• {_record_line(r)}" for r in limits)
     title = "Per-person default quotas" if per_person else "Workspace default quotas"
     return [

@@ -132,14 +132,33 @@ def slack_request(body: bytes, request: web.Request) -> AsyncBoltRequest | str:
 
 # The objects Bolt reads while routing a request, and their JSON types; a wrong one fails inside Bolt.
 _OBJECTS: dict[str, tuple[type, ...]] = {
-    "team": (dict, str), "user": (dict, str), "channel": (dict, str), "enterprise": (dict, str),
-    "event": (dict,), "view": (dict,), "container": (dict,), "message": (dict,), "authorizations": (list,),
+    "team": (dict, str),
+    "user": (dict, str),
+    "channel": (dict, str),
+    "enterprise": (dict, str),
+    "event": (dict,),
+    "view": (dict,),
+    "container": (dict,),
+    "message": (dict,),
+    "authorizations": (list,),
     "actions": (list,),
 }
 # Bolt reads these as body.get(name, {}): present, they must be objects (Slack sends `"team": null`, never these).
 _NEVER_NULL = ("event", "view")
-_STRINGS = ("type", "command", "team_id", "channel_id", "user_id", "enterprise_id", "api_app_id", "trigger_id",
-            "response_url", "event_id", "callback_id", "text")
+_STRINGS = (
+    "type",
+    "command",
+    "team_id",
+    "channel_id",
+    "user_id",
+    "enterprise_id",
+    "api_app_id",
+    "trigger_id",
+    "response_url",
+    "event_id",
+    "callback_id",
+    "text",
+)
 
 
 def shape_problem(body: dict[str, Any]) -> str | None:

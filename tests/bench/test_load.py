@@ -29,9 +29,15 @@ def test_summary_counts_only_good_replies_inside_the_window():
         Sample(sent=19.5, acked=19.51, replied=20.5, error=None),  # its reply lands after the window
         Sample(sent=9.0, acked=9.01, replied=10.2, error="reply is not the rewrite"),
     ]
-    result = LoadResult(samples, window=(10.0, 20.0), cpu_seconds=0.02, peak_rss_mb=80.0,
-                        duplicate_replies=1, late_replies=0,
-                        errors={"no reply in time": 1, "reply is not the rewrite": 1})
+    result = LoadResult(
+        samples,
+        window=(10.0, 20.0),
+        cpu_seconds=0.02,
+        peak_rss_mb=80.0,
+        duplicate_replies=1,
+        late_replies=0,
+        errors={"no reply in time": 1, "reply is not the rewrite": 1},
+    )
 
     figures = summarize(result)
 
@@ -46,13 +52,16 @@ def test_summary_counts_only_good_replies_inside_the_window():
 def test_a_short_run_answers_every_command_of_both_servers(tmp_path, capsys):
     output = tmp_path / "load.md"
 
-    code = main(["--concurrency", "3", "--model-latency", "0.05", "--duration", "2", "--warmup", "0.5",
-                 "--output", str(output)])
+    code = main(
+        ["--concurrency", "3", "--model-latency", "0.05", "--duration", "2", "--warmup", "0.5", "--output", str(output)]
+    )
 
     report = output.read_text()
     assert code == 0
     assert report in capsys.readouterr().out
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")
+    }
     frugal_rate, baseline_rate = (float(cell.replace(",", "")) for cell in rows["completed replies/s"][:2])
     assert frugal_rate > 0 and baseline_rate > 0
     assert rows["errors / commands sent"][0].startswith("0 / ")
@@ -81,13 +90,29 @@ async def test_the_inbox_matches_replies_and_counts_duplicates_and_late_ones():
 def test_an_open_loop_sends_on_schedule_and_reports_what_was_in_flight(tmp_path):
     output = tmp_path / "load.md"
 
-    code = main(["--rate", "40", "--servers", "frugal", "--model-latency", "0.2", "--duration", "2",
-                 "--warmup", "0.5", "--output", str(output)])
+    code = main(
+        [
+            "--rate",
+            "40",
+            "--servers",
+            "frugal",
+            "--model-latency",
+            "0.2",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--output",
+            str(output),
+        ]
+    )
 
     report = output.read_text()
     assert code == 0
     assert "open loop, 40 commands/s" in report
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")
+    }
     # 40 a second, each taking a little over 0.2 s: about 8 in flight, whatever the server's speed.
     assert 4 <= float(rows["commands in flight (mean over the window)"][0]) <= 20
     assert 30 <= float(rows["completed replies/s"][0]) <= 50

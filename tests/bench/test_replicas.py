@@ -51,14 +51,32 @@ def test_figures_count_answers_until_the_last_answer_and_missing_acks_as_three_s
 def test_a_short_run_is_exact(tmp_path, capsys):
     output = tmp_path / "replicas.md"
 
-    code = main(["--concurrency", "8", "--model-latency", "0.1", "--deliveries", "40", "--quota", "15",
-                 "--timeout", "120", "--output", str(output)])
+    code = main(
+        [
+            "--concurrency",
+            "8",
+            "--model-latency",
+            "0.1",
+            "--deliveries",
+            "40",
+            "--quota",
+            "15",
+            "--timeout",
+            "120",
+            "--output",
+            str(output),
+        ]
+    )
 
     report = output.read_text()
     assert report in capsys.readouterr().out
-    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in report.splitlines() if line.startswith("| ")
+    }
     assert rows["model calls at the fake OpenAI"][0] == "15"
     assert rows["answered / refused with the quota message"][0] == "15 / 25"
     assert rows["prompts the model saw twice"][0] == "0" and rows["second replies to a delivery"][0] == "0"
     assert code == 0, report
-    assert (tmp_path / "replica-a" / "load-frugal.log").exists() and (tmp_path / "replica-b" / "load-frugal.log").exists()
+    assert (tmp_path / "replica-a" / "load-frugal.log").exists() and (
+        tmp_path / "replica-b" / "load-frugal.log"
+    ).exists()

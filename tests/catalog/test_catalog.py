@@ -7,8 +7,18 @@ from bot.catalog import Catalog, CatalogError, ModelInfo, Price, UnknownModelErr
 from bot.catalog.catalog import _normalize
 
 BUILTIN = [
-    "gpt-4.1-nano", "gpt-6-luna", "gpt-5.6-luna", "gpt-5.4-nano", "gpt-6-sol",
-    "gpt-5-nano", "gpt-5-mini", "gpt-5", "gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o",
+    "gpt-4.1-nano",
+    "gpt-6-luna",
+    "gpt-5.6-luna",
+    "gpt-5.4-nano",
+    "gpt-6-sol",
+    "gpt-5-nano",
+    "gpt-5-mini",
+    "gpt-5",
+    "gpt-4.1-mini",
+    "gpt-4.1",
+    "gpt-4o-mini",
+    "gpt-4o",
 ]
 REASONING = ["gpt-6-luna", "gpt-5.6-luna", "gpt-5.4-nano", "gpt-6-sol", "gpt-5-nano", "gpt-5-mini", "gpt-5"]
 CLASSIC = ["gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o"]
@@ -43,7 +53,9 @@ def test_reasoning_models_are_called_their_way(catalog, model_id):
     assert model.call.token_parameter == "max_completion_tokens"
     assert model.call.temperature is False
     # The lowest effort each accepts: a rewrite or a label needs no deliberation.
-    assert model.call.reasoning_effort == ("minimal" if model_id.startswith("gpt-5-") or model_id == "gpt-5" else "none")
+    assert model.call.reasoning_effort == (
+        "minimal" if model_id.startswith("gpt-5-") or model_id == "gpt-5" else "none"
+    )
     # Log-probabilities come only at effort "none" (OpenAI's reasoning-model checklist; docs/models.md).
     assert model.supports_logprobs == (model.call.reasoning_effort == "none")
     assert model.supports_structured_output
@@ -52,7 +64,11 @@ def test_reasoning_models_are_called_their_way(catalog, model_id):
 @pytest.mark.parametrize("model_id", CLASSIC)
 def test_classic_models_take_max_tokens_and_temperature(catalog, model_id):
     model = catalog.get(model_id)
-    assert (model.call.token_parameter, model.call.temperature, model.call.reasoning_effort) == ("max_tokens", True, None)
+    assert (model.call.token_parameter, model.call.temperature, model.call.reasoning_effort) == (
+        "max_tokens",
+        True,
+        None,
+    )
     assert model.supports_logprobs
 
 
@@ -69,7 +85,10 @@ def test_classic_models_take_max_tokens_and_temperature(catalog, model_id):
 )
 def test_shutdown_dates_and_replacements_are_data(catalog, model_id, shutdown, replacement):
     model = catalog.get(model_id)
-    assert (model.shutdown_date.isoformat() if model.shutdown_date else None, model.replacement) == (shutdown, replacement)
+    assert (model.shutdown_date.isoformat() if model.shutdown_date else None, model.replacement) == (
+        shutdown,
+        replacement,
+    )
 
 
 def test_the_default_chain_outlives_mid_2027_by_the_data(catalog):
@@ -173,10 +192,15 @@ def test_unknown_model_error_is_a_lookup_error():
 
 
 def test_override_changes_only_given_fields(tmp_path):
-    path = write(tmp_path, {"models": [
-        {"id": "gpt-4.1-nano", "price": {"input": "0.10", "cached_input": "0.025", "output": "0.50"}},
-        {"id": "gpt-6-luna", "call": {"reasoning_effort": "low"}},
-    ]})
+    path = write(
+        tmp_path,
+        {
+            "models": [
+                {"id": "gpt-4.1-nano", "price": {"input": "0.10", "cached_input": "0.025", "output": "0.50"}},
+                {"id": "gpt-6-luna", "call": {"reasoning_effort": "low"}},
+            ]
+        },
+    )
     catalog = Catalog.load(path)
     nano = catalog.get("nano")
     assert nano.price == Price(Decimal("0.10"), Decimal("0.025"), Decimal("0.50"))
@@ -212,7 +236,9 @@ def test_override_adds_model_and_baseline(tmp_path):
 
 
 def test_override_price_as_json_number_stays_exact(tmp_path):
-    path = write(tmp_path, '{"models": [{"id": "gpt-4o", "price": {"input": 0.1, "cached_input": 0.05, "output": 0.4}}]}')
+    path = write(
+        tmp_path, '{"models": [{"id": "gpt-4o", "price": {"input": 0.1, "cached_input": 0.05, "output": 0.4}}]}'
+    )
     assert Catalog.load(path).get("gpt-4o").price.input == Decimal("0.1")
 
 
@@ -229,8 +255,14 @@ def test_override_null_price_means_unknown(tmp_path):
         ({"models": {}}, "models: expected a list"),
         ({"models": [{"price": {}}]}, "models[0]: missing 'id'"),
         ({"models": [{"id": "gpt-4o", "prce": {}}]}, "models[0]: unknown field 'prce'"),
-        ({"models": [{"id": "gpt-4o", "price": {"input": "cheap", "cached_input": "1", "output": "1"}}]}, "models[0].price.input"),
-        ({"models": [{"id": "gpt-4o", "price": {"input": "-1", "cached_input": "1", "output": "1"}}]}, "models[0].price.input"),
+        (
+            {"models": [{"id": "gpt-4o", "price": {"input": "cheap", "cached_input": "1", "output": "1"}}]},
+            "models[0].price.input",
+        ),
+        (
+            {"models": [{"id": "gpt-4o", "price": {"input": "-1", "cached_input": "1", "output": "1"}}]},
+            "models[0].price.input",
+        ),
         ({"models": [{"id": "gpt-4o", "call": {"token_parameter": "max_output"}}]}, "models[0].call.token_parameter"),
         ({"models": [{"id": "gpt-4o", "call": {"reasoning_effort": "tiny"}}]}, "models[0].call.reasoning_effort"),
         ({"models": [{"id": "gpt-4o", "call": {"temprature": False}}]}, "models[0].call: unknown field 'temprature'"),

@@ -27,7 +27,11 @@ CATALOG = Catalog.load()
         # gpt-6-luna: $0.10 in, $0.01 cached, $0.125 cache write, $0.50 out per 1M.
         # 700 × 0.10 + 200 × 0.01 + 100 × 0.125 + 500 × 0.50 = 334.5 micro-dollars; the 100 reasoning
         # tokens are part of the 500 output tokens and billed as output.
-        ("gpt-6-luna", TokenUsage(1000, cached_tokens=200, cache_write_tokens=100, completion_tokens=500, reasoning_tokens=100), "0.0003345"),
+        (
+            "gpt-6-luna",
+            TokenUsage(1000, cached_tokens=200, cache_write_tokens=100, completion_tokens=500, reasoning_tokens=100),
+            "0.0003345",
+        ),
         # Above 272K prompt tokens gpt-6-luna costs 2× input and 1.5× output, for the whole call:
         # 300,000 × 0.20 + 1,000 × 0.75 = 60,750 micro-dollars.
         ("gpt-6-luna", TokenUsage(300_000, completion_tokens=1000), "0.06075"),
@@ -69,10 +73,19 @@ def test_a_model_nobody_prices_costs_unknown_never_zero():
 
 def test_an_operator_price_overrides_the_library(tmp_path):
     path = tmp_path / "prices.json"
-    path.write_text(json.dumps({"models": [
-        {"id": "gpt-6-luna", "price": {"input": "1", "cached_input": "0.5", "output": "2", "cache_write": "1.5"}},
-        {"id": "local-llm", "price": {"input": "0", "cached_input": "0", "output": "0.01"}},
-    ]}))
+    path.write_text(
+        json.dumps(
+            {
+                "models": [
+                    {
+                        "id": "gpt-6-luna",
+                        "price": {"input": "1", "cached_input": "0.5", "output": "2", "cache_write": "1.5"},
+                    },
+                    {"id": "local-llm", "price": {"input": "0", "cached_input": "0", "output": "0.01"}},
+                ]
+            }
+        )
+    )
     catalog = Catalog.load(path)
 
     # 700 × 1 + 200 × 0.5 + 100 × 1.5 + 500 × 2 = 1,950 micro-dollars.
@@ -171,4 +184,3 @@ def test_library_prices_never_change_within_a_minute():
             assert isinstance(constraint, types.StartDateConstraint), (provider, model, constraint)
             assert type(constraint.start_date).__name__ == "date", (provider, model, constraint)
     assert seen, "the snapshot has dated prices (the date-following test above relies on them)"
-

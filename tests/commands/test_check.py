@@ -85,7 +85,10 @@ def test_all_is_well_exits_0_with_the_table(migrated_url, fake_openai, fake_slac
     assert "lists 5 models" in _row(out, "openai")
     # The gateway lists gpt-4.1-nano without a date: served, past OpenAI's own date.
     primary = _row(out, "model gpt-4.1-nano (primary)")
-    assert " ok " in primary and f"listed · no shutdown date announced · $0.10 in / $0.40 out per 1M tokens ({LIBRARY})" in primary
+    assert (
+        " ok " in primary
+        and f"listed · no shutdown date announced · $0.10 in / $0.40 out per 1M tokens ({LIBRARY})" in primary
+    )
     assert LIBRARY.startswith("genai-prices ")
     assert " ok " in _row(out, "model gpt-4o-mini (fallback 1)")
     assert "gpt-6-sol: savings are measured against it" in _row(out, "baseline model")
@@ -161,7 +164,9 @@ async def test_a_model_the_endpoint_no_longer_offers_fails(make_settings, migrat
 
     assert code == 1
     row = _row(out, "model gpt-4o-mini (fallback 1)")
-    assert "FAIL" in row and "retired: it is not offered by the endpoint (retired, or this API key has no access)" in row
+    assert (
+        "FAIL" in row and "retired: it is not offered by the endpoint (retired, or this API key has no access)" in row
+    )
     assert "OpenAI's replacement is gpt-6-luna" in row and "not listed" in row
     assert "model gpt-4o-mini (fallback 1): set FRUGAL_MODELS=gpt-4.1-nano,gpt-6-luna" in out
 
@@ -176,7 +181,10 @@ async def test_an_explicitly_configured_retired_model_fails_with_its_date_replac
     assert code == 1
     row = _row(out, "model gpt-4.1-nano (primary)")
     assert " FAIL " in row
-    assert "retired: it was shut down on 2026-10-23, so Frugal skips it without a call; OpenAI's replacement is gpt-5.6-luna" in row
+    assert (
+        "retired: it was shut down on 2026-10-23, so Frugal skips it without a call; OpenAI's replacement is gpt-5.6-luna"
+        in row
+    )
     assert "model gpt-4.1-nano (primary): set FRUGAL_MODELS=gpt-5.6-luna,gpt-6-luna" in out
     assert " ok " in _row(out, "model gpt-6-luna (fallback 1)")
     assert out.rstrip().endswith("1 problem(s), 0 warning(s).")
@@ -205,7 +213,9 @@ async def test_the_default_chain_on_today_s_openai_notes_the_retired_nano_and_al
     assert code == 0, report
     primary = _row(report, "model gpt-4.1-nano (primary)")
     assert " note " in primary and "retired: it was shut down on 2026-10-23" in primary
-    assert "OpenAI's replacement is gpt-5.6-luna" in primary and "the default chain goes on to its successors" in primary
+    assert (
+        "OpenAI's replacement is gpt-5.6-luna" in primary and "the default chain goes on to its successors" in primary
+    )
     for position, model in enumerate(DEFAULT_MODELS.split(",")[1:], start=1):
         assert " ok " in _row(report, f"model {model} (fallback {position})")
     assert f"$0.10 in / $0.50 out per 1M tokens ({LIBRARY})" in _row(report, "model gpt-6-luna (fallback 1)")
@@ -263,7 +273,9 @@ async def test_an_endpoint_without_v1_models_is_a_note_and_all_is_well(make_sett
     assert "listing unknown" in _row(out, "model gpt-6-luna (primary)")
 
 
-async def test_without_a_model_list_the_catalog_s_shutdown_date_fails_a_retired_model(make_settings, migrated_url, fake_openai):
+async def test_without_a_model_list_the_catalog_s_shutdown_date_fails_a_retired_model(
+    make_settings, migrated_url, fake_openai
+):
     fake_openai.models_endpoint_enabled = False
 
     code, out = await _check(make_settings, migrated_url)
@@ -321,7 +333,11 @@ def test_a_copied_env_example_names_every_missing_setting_and_creates_nothing(tm
 
 
 def test_a_wrong_value_stops_check_with_every_problem_and_touches_no_database(tmp_path):
-    env = _clean_env() | {"PORT": "eighty", "SLACK_BOT_TOKEN": "xoxp-user", "DATABASE_URL": f"sqlite:///{tmp_path / 'frugal.db'}"}
+    env = _clean_env() | {
+        "PORT": "eighty",
+        "SLACK_BOT_TOKEN": "xoxp-user",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'frugal.db'}",
+    }
 
     result = _frugal_check(env, tmp_path)
 
@@ -353,13 +369,17 @@ async def test_the_app_token_is_checked_with_apps_connections_open(make_settings
     code, out = await _check(make_settings, migrated_url, SLACK_APP_TOKEN="xapp-1-A1-1-bad")
 
     assert code == 1
-    assert "FAIL" in _row(out, "slack app token") and "apps.connections.open: invalid_auth" in _row(out, "slack app token")
+    assert "FAIL" in _row(out, "slack app token") and "apps.connections.open: invalid_auth" in _row(
+        out, "slack app token"
+    )
     assert "slack app token: set SLACK_APP_TOKEN to an app-level token (xapp-…) with the connections:write scope" in out
 
 
 async def test_a_bad_catalog_override_fails(make_settings, migrated_url, tmp_path):
     override = tmp_path / "catalog.json"
-    override.write_text('{"models": [{"id": "gpt-4.1-nano", "price": {"input": "free", "cached_input": "0.025", "output": "0.4"}}]}')
+    override.write_text(
+        '{"models": [{"id": "gpt-4.1-nano", "price": {"input": "free", "cached_input": "0.025", "output": "0.4"}}]}'
+    )
 
     code, out = await _check(make_settings, migrated_url, FRUGAL_MODEL_CATALOG=str(override))
 
@@ -375,7 +395,9 @@ async def test_a_catalog_price_override_needs_input_cached_input_and_output(make
     code, out = await _check(make_settings, migrated_url, FRUGAL_MODEL_CATALOG=str(override))
 
     assert code == 1
-    assert "FAIL" in _row(out, "model catalog") and "models[0].price: missing 'cached_input'" in _row(out, "model catalog")
+    assert "FAIL" in _row(out, "model catalog") and "models[0].price: missing 'cached_input'" in _row(
+        out, "model catalog"
+    )
 
 
 async def test_a_catalog_price_override_is_shown_as_the_catalog_s(make_settings, migrated_url, tmp_path):
@@ -409,7 +431,9 @@ def test_the_report_fits_80_columns_with_long_details_wrapped_in_their_column():
 
     findings = [
         Finding("configuration", OK, "HTTP mode"),
-        Finding("model gpt-4.1-nano", FAIL, "retired on 2026-10-23; " + "replaced by gpt-6-luna " * 6, "set FRUGAL_MODELS"),
+        Finding(
+            "model gpt-4.1-nano", FAIL, "retired on 2026-10-23; " + "replaced by gpt-6-luna " * 6, "set FRUGAL_MODELS"
+        ),
     ]
     text = render(findings, width=80)
     lines = text.splitlines()

@@ -24,8 +24,19 @@ async def _prepare(url: str) -> None:
         await store.subscribe("T0001", "C1", Frequency.DAILY, time(9), "UADMIN", now)
         await store.subscribe("T0001", "C2", Frequency.WEEKLY, time(17, 30), "UADMIN", now)
         midnight = datetime.combine(now.date(), time(0), tzinfo=timezone.utc)
-        await seed(engine, [row(midnight + (now - midnight) / 2, team="T0001", channel="C1", tokens=(10, 0, 5),
-                                cost="0.0125", baseline="0.5")])
+        await seed(
+            engine,
+            [
+                row(
+                    midnight + (now - midnight) / 2,
+                    team="T0001",
+                    channel="C1",
+                    tokens=(10, 0, 5),
+                    cost="0.0125",
+                    baseline="0.5",
+                )
+            ],
+        )
     finally:
         await engine.dispose()
 
@@ -49,7 +60,11 @@ def _posting(fake_slack, fake_openai) -> dict[str, str]:
 
 def _run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", "digest", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "bot", "digest", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -141,8 +156,9 @@ def test_without_subscriptions_it_says_so(tmp_path):
     url = f"sqlite:///{tmp_path / 'frugal.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
     env["DATABASE_URL"] = url
-    migrated = subprocess.run([sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
+    migrated = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert migrated.returncode == 0, migrated.stderr
 
     result = _frugal(tmp_path, url)

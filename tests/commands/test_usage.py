@@ -23,15 +23,37 @@ from bot.services.quota_spec import period_start
 NOW = datetime.now(UTC)
 
 
-def _entry(channel: str, model: str, *, ago: timedelta, cost: str | None, tokens: tuple[int, int, int] = (1000, 200, 100),
-           outcome: str = "ok", team: str = "T1", baseline: str | None = None, at: datetime | None = None) -> LedgerEntry:
+def _entry(
+    channel: str,
+    model: str,
+    *,
+    ago: timedelta,
+    cost: str | None,
+    tokens: tuple[int, int, int] = (1000, 200, 100),
+    outcome: str = "ok",
+    team: str = "T1",
+    baseline: str | None = None,
+    at: datetime | None = None,
+) -> LedgerEntry:
     return LedgerEntry(
-        team_id=team, channel_id=channel, user_id="U1", request_key=f"k-{channel}-{ago}", task="rewrite",
-        requested_model=model, served_model=model if outcome == "ok" else None,
-        prompt_tokens=tokens[0], cached_tokens=tokens[1], completion_tokens=tokens[2],
+        team_id=team,
+        channel_id=channel,
+        user_id="U1",
+        request_key=f"k-{channel}-{ago}",
+        task="rewrite",
+        requested_model=model,
+        served_model=model if outcome == "ok" else None,
+        prompt_tokens=tokens[0],
+        cached_tokens=tokens[1],
+        completion_tokens=tokens[2],
         cost_usd=Decimal(cost) if cost is not None else None,
-        baseline_cost_usd=Decimal(baseline) if baseline is not None else None, energy_wh=None, latency_ms=3.0,
-        outcome=outcome, error_code=None if outcome == "ok" else "timeout", attempt=1, created_at=at or NOW - ago,
+        baseline_cost_usd=Decimal(baseline) if baseline is not None else None,
+        energy_wh=None,
+        latency_ms=3.0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "timeout",
+        attempt=1,
+        created_at=at or NOW - ago,
     )
 
 
@@ -68,14 +90,18 @@ def run_usage(migrated_url, monkeypatch, tmp_path, capsys):
 
 
 def test_table_per_channel_and_model_with_totals(run_usage):
-    code, out, err = run_usage("--since", "2d", seed=[
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.000165", baseline="0.004"),
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=2), cost="0.000165", baseline="0.004"),
-        _entry("C0001", "gpt-4o-mini", ago=timedelta(hours=3), cost="0.012"),
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=4), cost=None, tokens=(0, 0, 0), outcome="error"),
-        _entry("C0002", "my-local-model", ago=timedelta(hours=5), cost=None, tokens=(10, 0, 5)),
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(days=3), cost="9"),  # before --since
-    ])
+    code, out, err = run_usage(
+        "--since",
+        "2d",
+        seed=[
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.000165", baseline="0.004"),
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=2), cost="0.000165", baseline="0.004"),
+            _entry("C0001", "gpt-4o-mini", ago=timedelta(hours=3), cost="0.012"),
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=4), cost=None, tokens=(0, 0, 0), outcome="error"),
+            _entry("C0002", "my-local-model", ago=timedelta(hours=5), cost=None, tokens=(10, 0, 5)),
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(days=3), cost="9"),  # before --since
+        ],
+    )
 
     assert code == 0, err
     lines = out.splitlines()
@@ -92,10 +118,14 @@ def test_table_per_channel_and_model_with_totals(run_usage):
 
 
 def test_columns_line_up(run_usage):
-    _, out, _ = run_usage("--since", "1w", seed=[
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="1234.5", tokens=(1_234_567, 0, 1)),
-        _entry("C0002222", "gpt-4o-mini", ago=timedelta(hours=1), cost="0.01"),
-    ])
+    _, out, _ = run_usage(
+        "--since",
+        "1w",
+        seed=[
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="1234.5", tokens=(1_234_567, 0, 1)),
+            _entry("C0002222", "gpt-4o-mini", ago=timedelta(hours=1), cost="0.01"),
+        ],
+    )
 
     rows = [line for line in out.splitlines()[2:] if line and not line.startswith("Saved")]
     # Right-aligned numbers: every row's Cost column ends at the same place as the header's.
@@ -104,16 +134,20 @@ def test_columns_line_up(run_usage):
     for row in rows[2:]:
         if not row.startswith("─"):
             assert row[:cost_end].rstrip() == row[:cost_end], row
-            assert row[cost_end:cost_end + 2] == "  ", row
+            assert row[cost_end : cost_end + 2] == "  ", row
 
 
 def test_channel_filter_and_default_period_is_this_month(run_usage):
     month_start = period_start(Period.MONTH, NOW, ZoneInfo("UTC"))
-    code, out, _ = run_usage("--channel", "C0002", seed=[
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(seconds=30), cost="0.5"),
-        _entry("C0002", "gpt-4.1-nano", ago=timedelta(seconds=30), cost="0.25"),
-        _entry("C0002", "gpt-4.1-nano", ago=timedelta(0), at=month_start - timedelta(minutes=1), cost="7"),
-    ])
+    code, out, _ = run_usage(
+        "--channel",
+        "C0002",
+        seed=[
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(seconds=30), cost="0.5"),
+            _entry("C0002", "gpt-4.1-nano", ago=timedelta(seconds=30), cost="0.25"),
+            _entry("C0002", "gpt-4.1-nano", ago=timedelta(0), at=month_start - timedelta(minutes=1), cost="7"),
+        ],
+    )
 
     assert code == 0
     assert f"Usage of channel C0002 from {month_start:%Y-%m-%d %H:%M} to " in out
@@ -122,10 +156,14 @@ def test_channel_filter_and_default_period_is_this_month(run_usage):
 
 
 def test_several_workspaces_get_a_team_column(run_usage):
-    _, out, _ = run_usage("--since", "1d", seed=[
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.01", team="T1"),
-        _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.02", team="T2"),
-    ])
+    _, out, _ = run_usage(
+        "--since",
+        "1d",
+        seed=[
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.01", team="T1"),
+            _entry("C0001", "gpt-4.1-nano", ago=timedelta(hours=1), cost="0.02", team="T2"),
+        ],
+    )
 
     header = out.splitlines()[2].split()
     assert header[:2] == ["Team", "Channel"]
@@ -156,10 +194,16 @@ def test_bad_channel_is_one_line_and_exit_2(run_usage):
     assert err.strip() == "frugal: --channel: '#general' is not a Slack channel ID (e.g. C0123ABCD)"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("12h", timedelta(hours=12)), ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2)), ("7D", timedelta(days=7)),
-    (" 30d ", timedelta(days=30)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12h", timedelta(hours=12)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        ("7D", timedelta(days=7)),
+        (" 30d ", timedelta(days=30)),
+    ],
+)
 def test_parse_since(text, expected):
     assert parse_since(text) == expected
 
@@ -173,11 +217,27 @@ def test_parse_since_refuses(text):
 def test_frugal_usage_as_a_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'frugal.db'}"
-    migrate = subprocess.run([sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert migrate.returncode == 0, migrate.stderr
 
-    ok = subprocess.run([sys.executable, "-m", "bot", "usage", "--since", "7d"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    bad = subprocess.run([sys.executable, "-m", "bot", "usage", "--since", "soon"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot", "usage", "--since", "7d"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "bot", "usage", "--since", "soon"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert ok.returncode == 0, ok.stderr
     assert "No requests in this period." in ok.stdout
@@ -190,17 +250,40 @@ def test_frugal_usage_as_a_process(tmp_path):
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def _call(at: datetime, *, channel: str = "C0001", user: str = "U1", model: str = "gpt-4.1-nano", cost: str | None = "0.000165",
-          baseline: str | None = "0.004", outcome: str = "ok", team: str = "T1",
-          tokens: tuple[int, int, int, int, int] = (1000, 200, 50, 300, 120)) -> LedgerEntry:
+def _call(
+    at: datetime,
+    *,
+    channel: str = "C0001",
+    user: str = "U1",
+    model: str = "gpt-4.1-nano",
+    cost: str | None = "0.000165",
+    baseline: str | None = "0.004",
+    outcome: str = "ok",
+    team: str = "T1",
+    tokens: tuple[int, int, int, int, int] = (1000, 200, 50, 300, 120),
+) -> LedgerEntry:
     prompt, cached, cache_write, completion, reasoning = tokens
     return LedgerEntry(
-        team_id=team, channel_id=channel, user_id=user, request_key=f"k-{at.isoformat()}-{channel}-{user}-{model}",
-        task="rewrite", requested_model=model, served_model=model if outcome == "ok" else None,
-        prompt_tokens=prompt, cached_tokens=cached, completion_tokens=completion, reasoning_tokens=reasoning,
-        cache_write_tokens=cache_write, cost_usd=Decimal(cost) if cost is not None else None,
-        baseline_cost_usd=Decimal(baseline) if baseline is not None else None, energy_wh=None, latency_ms=3.0,
-        outcome=outcome, error_code=None if outcome == "ok" else "timeout", attempt=1, created_at=at,
+        team_id=team,
+        channel_id=channel,
+        user_id=user,
+        request_key=f"k-{at.isoformat()}-{channel}-{user}-{model}",
+        task="rewrite",
+        requested_model=model,
+        served_model=model if outcome == "ok" else None,
+        prompt_tokens=prompt,
+        cached_tokens=cached,
+        completion_tokens=completion,
+        reasoning_tokens=reasoning,
+        cache_write_tokens=cache_write,
+        cost_usd=Decimal(cost) if cost is not None else None,
+        baseline_cost_usd=Decimal(baseline) if baseline is not None else None,
+        energy_wh=None,
+        latency_ms=3.0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "timeout",
+        attempt=1,
+        created_at=at,
     )
 
 
@@ -215,18 +298,44 @@ def _csv(out: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(out)))
 
 
-def _expected(day_start: datetime, day_end: datetime, *, channel="C0001", user="U1", model="gpt-4.1-nano", team="T1",
-              cost="0.000165", baseline="0.004", requests=1, tokens=(1000, 200, 50, 300, 120), unpriced=0,
-              failed=0) -> dict[str, str]:
+def _expected(
+    day_start: datetime,
+    day_end: datetime,
+    *,
+    channel="C0001",
+    user="U1",
+    model="gpt-4.1-nano",
+    team="T1",
+    cost="0.000165",
+    baseline="0.004",
+    requests=1,
+    tokens=(1000, 200, 50, 300, 120),
+    unpriced=0,
+    failed=0,
+) -> dict[str, str]:
     prompt, cached, cache_write, completion, reasoning = (n * requests for n in tokens)
     return {
-        "ChargePeriodStart": _z(day_start), "ChargePeriodEnd": _z(day_end), "ChargeCategory": "Usage",
-        "BillingCurrency": "USD", "BilledCost": cost, "EffectiveCost": cost,
-        "ConsumedQuantity": str(prompt + completion), "ConsumedUnit": "Tokens", "ResourceId": model,
-        "SubAccountId": team, "x_Date": day_start.astimezone(PARIS).date().isoformat(), "x_ChannelId": channel,
-        "x_UserId": user, "x_Requests": str(requests), "x_PromptTokens": str(prompt), "x_CachedTokens": str(cached),
-        "x_CacheWriteTokens": str(cache_write), "x_CompletionTokens": str(completion),
-        "x_ReasoningTokens": str(reasoning), "x_BaselineCost": baseline, "x_UnpricedRequests": str(unpriced),
+        "ChargePeriodStart": _z(day_start),
+        "ChargePeriodEnd": _z(day_end),
+        "ChargeCategory": "Usage",
+        "BillingCurrency": "USD",
+        "BilledCost": cost,
+        "EffectiveCost": cost,
+        "ConsumedQuantity": str(prompt + completion),
+        "ConsumedUnit": "Tokens",
+        "ResourceId": model,
+        "SubAccountId": team,
+        "x_Date": day_start.astimezone(PARIS).date().isoformat(),
+        "x_ChannelId": channel,
+        "x_UserId": user,
+        "x_Requests": str(requests),
+        "x_PromptTokens": str(prompt),
+        "x_CachedTokens": str(cached),
+        "x_CacheWriteTokens": str(cache_write),
+        "x_CompletionTokens": str(completion),
+        "x_ReasoningTokens": str(reasoning),
+        "x_BaselineCost": baseline,
+        "x_UnpricedRequests": str(unpriced),
         "x_FailedAttempts": str(failed),
     }
 
@@ -234,17 +343,31 @@ def _expected(day_start: datetime, day_end: datetime, *, channel="C0001", user="
 def test_csv_has_one_row_per_local_day_channel_user_and_model(run_usage):
     midnight = period_start(Period.DAY, NOW - timedelta(days=3), PARIS)  # 23:00 UTC the day before, in winter
     day_before, next_midnight = midnight - timedelta(days=1), midnight + timedelta(days=1)
-    code, out, err = run_usage("--since", "10d", "--format", "csv", tz="Europe/Paris", seed=[
-        _call(midnight - timedelta(minutes=1)),  # the same UTC date as the next one, but the previous Paris day
-        _call(midnight + timedelta(minutes=1)),
-        _call(midnight + timedelta(hours=2), cost="0.0001", baseline="0.002"),
-        _call(midnight + timedelta(hours=3), cost=None, baseline=None, outcome="error", tokens=(0, 0, 0, 0, 0)),
-        _call(midnight + timedelta(hours=4), user="U2"),
-        _call(midnight + timedelta(hours=5), channel="C0002", model="my-local-model", cost=None, baseline=None),
-        _call(midnight + timedelta(hours=6), channel="C0002", model="gpt-4o-mini", cost=None, baseline=None,
-              outcome="error", tokens=(0, 0, 0, 0, 0)),
-        _call(NOW - timedelta(days=11)),  # before --since
-    ])
+    code, out, err = run_usage(
+        "--since",
+        "10d",
+        "--format",
+        "csv",
+        tz="Europe/Paris",
+        seed=[
+            _call(midnight - timedelta(minutes=1)),  # the same UTC date as the next one, but the previous Paris day
+            _call(midnight + timedelta(minutes=1)),
+            _call(midnight + timedelta(hours=2), cost="0.0001", baseline="0.002"),
+            _call(midnight + timedelta(hours=3), cost=None, baseline=None, outcome="error", tokens=(0, 0, 0, 0, 0)),
+            _call(midnight + timedelta(hours=4), user="U2"),
+            _call(midnight + timedelta(hours=5), channel="C0002", model="my-local-model", cost=None, baseline=None),
+            _call(
+                midnight + timedelta(hours=6),
+                channel="C0002",
+                model="gpt-4o-mini",
+                cost=None,
+                baseline=None,
+                outcome="error",
+                tokens=(0, 0, 0, 0, 0),
+            ),
+            _call(NOW - timedelta(days=11)),  # before --since
+        ],
+    )
 
     assert code == 0, err
     assert out.splitlines()[0] == (
@@ -256,18 +379,27 @@ def test_csv_has_one_row_per_local_day_channel_user_and_model(run_usage):
         _expected(day_before, midnight),
         _expected(midnight, next_midnight, requests=2, cost="0.000265", baseline="0.006", failed=1),
         _expected(midnight, next_midnight, user="U2"),
-        _expected(midnight, next_midnight, channel="C0002", model="gpt-4o-mini", cost="0", baseline="0", requests=0,
-                  failed=1),
+        _expected(
+            midnight, next_midnight, channel="C0002", model="gpt-4o-mini", cost="0", baseline="0", requests=0, failed=1
+        ),
         # No known price: the cost is empty, never 0.
         _expected(midnight, next_midnight, channel="C0002", model="my-local-model", cost="", baseline="", unpriced=1),
     ]
 
 
 def test_csv_honours_channel_and_clips_the_first_and_last_day_to_the_window(run_usage):
-    code, out, _ = run_usage("--since", "2d", "--format", "csv", "--channel", "C0002", seed=[
-        _call(NOW - timedelta(hours=1), channel="C0002"),
-        _call(NOW - timedelta(hours=1), channel="C0001"),
-    ])
+    code, out, _ = run_usage(
+        "--since",
+        "2d",
+        "--format",
+        "csv",
+        "--channel",
+        "C0002",
+        seed=[
+            _call(NOW - timedelta(hours=1), channel="C0002"),
+            _call(NOW - timedelta(hours=1), channel="C0001"),
+        ],
+    )
 
     assert code == 0
     rows = _csv(out)
@@ -281,18 +413,24 @@ def test_csv_honours_channel_and_clips_the_first_and_last_day_to_the_window(run_
 def test_days_follow_daylight_saving_changes_over_years(run_usage):
     # The last Sunday of October before now: Paris goes back from +02:00 to +01:00, a 25-hour day.
     year = NOW.year if NOW > datetime(NOW.year, 11, 1, tzinfo=UTC) else NOW.year - 1
-    long_day = max(datetime(year, 10, d, tzinfo=UTC) for d in range(25, 32)
-                   if datetime(year, 10, d).weekday() == 6)
+    long_day = max(datetime(year, 10, d, tzinfo=UTC) for d in range(25, 32) if datetime(year, 10, d).weekday() == 6)
     start = long_day - timedelta(hours=2)  # local midnight, +02:00
     end = long_day + timedelta(hours=23)  # the next local midnight, +01:00: 25 hours later
     three_years_ago = period_start(Period.DAY, NOW - timedelta(days=3 * 365), PARIS)
-    code, out, _ = run_usage("--since", "3660d", "--format", "csv", tz="Europe/Paris", seed=[
-        _call(start - timedelta(minutes=1), user="U-before"),
-        _call(start, user="U-first"),
-        _call(end - timedelta(seconds=1), user="U-last"),
-        _call(end, user="U-next"),
-        _call(three_years_ago + timedelta(hours=12), user="U-old"),
-    ])
+    code, out, _ = run_usage(
+        "--since",
+        "3660d",
+        "--format",
+        "csv",
+        tz="Europe/Paris",
+        seed=[
+            _call(start - timedelta(minutes=1), user="U-before"),
+            _call(start, user="U-first"),
+            _call(end - timedelta(seconds=1), user="U-last"),
+            _call(end, user="U-next"),
+            _call(three_years_ago + timedelta(hours=12), user="U-old"),
+        ],
+    )
 
     assert code == 0
     rows = {r["x_UserId"]: (r["x_Date"], r["ChargePeriodStart"], r["ChargePeriodEnd"]) for r in _csv(out)}
@@ -301,22 +439,33 @@ def test_days_follow_daylight_saving_changes_over_years(run_usage):
     assert rows["U-first"] == rows["U-last"] == (day.isoformat(), _z(start), _z(end))
     assert rows["U-next"][0] == (day + timedelta(days=1)).isoformat()
     old = three_years_ago.astimezone(PARIS).date()
-    assert rows["U-old"] == (old.isoformat(), _z(three_years_ago),
-                             _z(period_start(Period.DAY, three_years_ago + timedelta(hours=36), PARIS)))
+    assert rows["U-old"] == (
+        old.isoformat(),
+        _z(three_years_ago),
+        _z(period_start(Period.DAY, three_years_ago + timedelta(hours=36), PARIS)),
+    )
 
 
 def test_json_lines_carry_the_same_columns_with_numbers_and_null_for_unknown(run_usage):
     import json
 
-    code, out, _ = run_usage("--since", "1d", "--format", "json", seed=[
-        _call(NOW - timedelta(minutes=5)),
-        _call(NOW - timedelta(minutes=4), model="my-local-model", cost=None, baseline=None),
-    ])
+    code, out, _ = run_usage(
+        "--since",
+        "1d",
+        "--format",
+        "json",
+        seed=[
+            _call(NOW - timedelta(minutes=5)),
+            _call(NOW - timedelta(minutes=4), model="my-local-model", cost=None, baseline=None),
+        ],
+    )
 
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
-    assert [(r["ResourceId"], r["BilledCost"], r["x_BaselineCost"], r["x_Requests"], r["x_ReasoningTokens"])
-            for r in records] == [("gpt-4.1-nano", "0.000165", "0.004", 1, 120), ("my-local-model", None, None, 1, 120)]
+    assert [
+        (r["ResourceId"], r["BilledCost"], r["x_BaselineCost"], r["x_Requests"], r["x_ReasoningTokens"])
+        for r in records
+    ] == [("gpt-4.1-nano", "0.000165", "0.004", 1, 120), ("my-local-model", None, None, 1, 120)]
     assert list(records[0]) == out_columns()
 
 
@@ -345,8 +494,12 @@ def test_the_table_is_readable_at_80_columns():
 
     nano = ModelLine("gpt-4.1-nano", 1_234, 1_234_567, 400, 200, Decimal("0.00033"), failed=1)
     local = ModelLine("my-local-model", 1, 10, 0, 5, unpriced=1)
-    table = UsageTable(NOW - timedelta(days=1), NOW, (("T1", "C0123ABCDEF", nano), ("T1", "C0002", local)),
-                       ModelLine("all models").plus(nano).plus(local))
+    table = UsageTable(
+        NOW - timedelta(days=1),
+        NOW,
+        (("T1", "C0123ABCDEF", nano), ("T1", "C0002", local)),
+        ModelLine("all models").plus(nano).plus(local),
+    )
 
     wide, narrow = render(table, ZoneInfo("UTC")), render(table, ZoneInfo("UTC"), width=80)
 
@@ -355,7 +508,7 @@ def test_the_table_is_readable_at_80_columns():
     assert "…" not in narrow
     lines = narrow.splitlines()
     header = next(line for line in lines if line.startswith("Channel"))
-    body = lines[lines.index(header) + 2:lines.index("", lines.index(header))]
+    body = lines[lines.index(header) + 2 : lines.index("", lines.index(header))]
 
     def column(left: int, right: int) -> str:  # a column's text, its wrapped pieces joined
         return "".join("".join(line[left:right].split()) for line in body)

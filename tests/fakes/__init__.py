@@ -5,5 +5,13 @@ from .slack_server import Call, FakeSlack
 from .slack_signing import sign_request
 
 __all__ = [
-    "Call", "Drop", "Fail", "FakeOpenAI", "FakeSlack", "Hang", "RecordedRequest", "Reply", "sign_request",
+    "Call",
+    "Drop",
+    "Fail",
+    "FakeOpenAI",
+    "FakeSlack",
+    "Hang",
+    "RecordedRequest",
+    "Reply",
+    "sign_request",
 ]

@@ -52,9 +52,7 @@ class ThreadedAiohttpServer:
     async def _open(self) -> int:
         # handler_cancellation lets a client-side timeout or disconnect cancel a hanging handler,
         # and the short shutdown_timeout keeps stop() fast even while requests are still sleeping.
-        self._runner = web.AppRunner(
-            self.build_app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
+        self._runner = web.AppRunner(self.build_app(), access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -63,40 +63,42 @@ _JAN_14 = date(2027, 1, 14)
 _GPT5_RELEASE = date(2025, 8, 7)
 _GPT6_RELEASE = date(2026, 9, 22)
 
-MODEL_TABLE: Mapping[str, ModelSpec] = MappingProxyType({
-    # Shut down on 2026-10-23.
-    "gpt-4.1-nano": _chat(_OCT_23, date(2025, 4, 14)),
-    "gpt-4.1-nano-2025-04-14": _chat(_OCT_23, date(2025, 4, 14)),
-    "gpt-3.5-turbo": _chat(_OCT_23, date(2023, 3, 1)),
-    "gpt-4": _chat(_OCT_23, date(2023, 3, 14)),
-    "gpt-4-turbo": _chat(_OCT_23, date(2024, 4, 9)),
-    "o1": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2024, 12, 17), logprobs=False),
-    "o3-mini": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2025, 1, 31), logprobs=False),
-    "o4-mini": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2025, 4, 16), logprobs=False),
-    # Shut down on 2026-12-11.
-    "gpt-5": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "gpt-5-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "gpt-5-mini": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "gpt-5-mini-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "gpt-5-nano": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "gpt-5-nano-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
-    "o3": _reasoning(O_SERIES_EFFORTS, "medium", _DEC_11, date(2025, 4, 16), logprobs=False),
-    # Shut down on 2027-01-14.
-    "gpt-4o": _chat(_JAN_14, date(2024, 5, 13)),
-    "gpt-4o-2024-08-06": _chat(_JAN_14, date(2024, 8, 6)),
-    "gpt-4o-2024-11-20": _chat(_JAN_14, date(2024, 11, 20)),
-    "gpt-4o-mini": _chat(_JAN_14, date(2024, 7, 18)),
-    "gpt-4o-mini-2024-07-18": _chat(_JAN_14, date(2024, 7, 18)),
-    "gpt-4.1": _chat(_JAN_14, date(2025, 4, 14)),
-    "gpt-4.1-2025-04-14": _chat(_JAN_14, date(2025, 4, 14)),
-    "gpt-4.1-mini": _chat(_JAN_14, date(2025, 4, 14)),
-    "gpt-4.1-mini-2025-04-14": _chat(_JAN_14, date(2025, 4, 14)),
-    # No shutdown date announced.
-    "gpt-5.4-nano": _reasoning(GPT5_4_EFFORTS, "none", None, date(2026, 3, 17), logprobs=True),
-    "gpt-5.6-luna": _reasoning(GPT5_6_EFFORTS, "medium", None, None, logprobs=True),
-    "gpt-6-luna": _reasoning(GPT5_6_EFFORTS, "medium", None, _GPT6_RELEASE, logprobs=True),
-    "gpt-6-sol": _reasoning(GPT5_6_EFFORTS, "medium", None, _GPT6_RELEASE, logprobs=True),
-})
+MODEL_TABLE: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        # Shut down on 2026-10-23.
+        "gpt-4.1-nano": _chat(_OCT_23, date(2025, 4, 14)),
+        "gpt-4.1-nano-2025-04-14": _chat(_OCT_23, date(2025, 4, 14)),
+        "gpt-3.5-turbo": _chat(_OCT_23, date(2023, 3, 1)),
+        "gpt-4": _chat(_OCT_23, date(2023, 3, 14)),
+        "gpt-4-turbo": _chat(_OCT_23, date(2024, 4, 9)),
+        "o1": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2024, 12, 17), logprobs=False),
+        "o3-mini": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2025, 1, 31), logprobs=False),
+        "o4-mini": _reasoning(O_SERIES_EFFORTS, "medium", _OCT_23, date(2025, 4, 16), logprobs=False),
+        # Shut down on 2026-12-11.
+        "gpt-5": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "gpt-5-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "gpt-5-mini": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "gpt-5-mini-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "gpt-5-nano": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "gpt-5-nano-2025-08-07": _reasoning(GPT5_EFFORTS, "medium", _DEC_11, _GPT5_RELEASE, logprobs=False),
+        "o3": _reasoning(O_SERIES_EFFORTS, "medium", _DEC_11, date(2025, 4, 16), logprobs=False),
+        # Shut down on 2027-01-14.
+        "gpt-4o": _chat(_JAN_14, date(2024, 5, 13)),
+        "gpt-4o-2024-08-06": _chat(_JAN_14, date(2024, 8, 6)),
+        "gpt-4o-2024-11-20": _chat(_JAN_14, date(2024, 11, 20)),
+        "gpt-4o-mini": _chat(_JAN_14, date(2024, 7, 18)),
+        "gpt-4o-mini-2024-07-18": _chat(_JAN_14, date(2024, 7, 18)),
+        "gpt-4.1": _chat(_JAN_14, date(2025, 4, 14)),
+        "gpt-4.1-2025-04-14": _chat(_JAN_14, date(2025, 4, 14)),
+        "gpt-4.1-mini": _chat(_JAN_14, date(2025, 4, 14)),
+        "gpt-4.1-mini-2025-04-14": _chat(_JAN_14, date(2025, 4, 14)),
+        # No shutdown date announced.
+        "gpt-5.4-nano": _reasoning(GPT5_4_EFFORTS, "none", None, date(2026, 3, 17), logprobs=True),
+        "gpt-5.6-luna": _reasoning(GPT5_6_EFFORTS, "medium", None, None, logprobs=True),
+        "gpt-6-luna": _reasoning(GPT5_6_EFFORTS, "medium", None, _GPT6_RELEASE, logprobs=True),
+        "gpt-6-sol": _reasoning(GPT5_6_EFFORTS, "medium", None, _GPT6_RELEASE, logprobs=True),
+    }
+)
 
 
 def is_served(spec: ModelSpec | None, today: date) -> bool:

@@ -232,13 +232,23 @@ async def test_like_openai_lists_only_models_not_yet_shut_down_with_their_dates(
     listed = {m.id: m.shutdown_date for m in (await client.models.list()).data}
     assert "gpt-4.1-nano" not in listed and "gpt-4.1-nano-2025-04-14" not in listed and "o4-mini" not in listed
     assert (listed["gpt-5-nano"], listed["gpt-5"], listed["gpt-4o"], listed["gpt-4.1-mini"]) == (
-        "2026-12-11", "2026-12-11", "2027-01-14", "2027-01-14")
+        "2026-12-11",
+        "2026-12-11",
+        "2027-01-14",
+        "2027-01-14",
+    )
     assert {m: listed[m] for m in ("gpt-5.4-nano", "gpt-5.6-luna", "gpt-6-luna", "gpt-6-sol")} == dict.fromkeys(
-        ("gpt-5.4-nano", "gpt-5.6-luna", "gpt-6-luna", "gpt-6-sol"))
+        ("gpt-5.4-nano", "gpt-5.6-luna", "gpt-6-luna", "gpt-6-sol")
+    )
     raw = (await client.models.with_raw_response.list()).http_response.json()
     luna = next(m for m in raw["data"] if m["id"] == "gpt-6-luna")
     assert raw["object"] == "list" and luna == {
-        "id": "gpt-6-luna", "object": "model", "created": 1790035200, "owned_by": "system", "shutdown_date": None}
+        "id": "gpt-6-luna",
+        "object": "model",
+        "created": 1790035200,
+        "owned_by": "system",
+        "shutdown_date": None,
+    }
     assert (await client.models.retrieve("gpt-5-mini")).shutdown_date == "2026-12-11"
     with pytest.raises(openai.NotFoundError):
         await client.models.retrieve("gpt-4.1-nano")
@@ -250,9 +260,14 @@ async def test_like_openai_a_shut_down_or_unknown_model_answers_404_model_not_fo
     for model in ("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14", "no-such-model"):
         with pytest.raises(openai.NotFoundError) as info:
             await client.chat.completions.create(model=model, messages=USER_MSG)
-        assert _error_body(info) == {"error": {
-            "message": f"The model `{model}` does not exist or you do not have access to it.",
-            "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+        assert _error_body(info) == {
+            "error": {
+                "message": f"The model `{model}` does not exist or you do not have access to it.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        }
     assert len(oai.calls_for("gpt-4.1-nano")) == 1
     oai.today = date(2026, 12, 10)
     assert (await client.chat.completions.create(model="gpt-5-nano", messages=USER_MSG)).model == "gpt-5-nano"
@@ -292,10 +307,15 @@ async def test_reasoning_models_refuse_max_tokens(oai, client, model):
     oai.script(model, Reply("kept for the next call"))
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model=model, messages=USER_MSG, max_tokens=100)
-    assert _error_body(info) == {"error": {
-        "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                   "Use 'max_completion_tokens' instead.",
-        "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}
+    assert _error_body(info) == {
+        "error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+    }
     assert (info.value.code, info.value.param) == ("unsupported_parameter", "max_tokens")
     ok = await client.chat.completions.create(model=model, messages=USER_MSG, max_completion_tokens=5000)
     assert ok.choices[0].message.content == "kept for the next call"
@@ -307,10 +327,15 @@ async def test_reasoning_models_refuse_max_tokens(oai, client, model):
 async def test_reasoning_models_refuse_a_temperature_other_than_1(client, temperature, shown):
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG, temperature=temperature)
-    assert _error_body(info) == {"error": {
-        "message": f"Unsupported value: 'temperature' does not support {shown} with this model. "
-                   "Only the default (1) value is supported.",
-        "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}
+    assert _error_body(info) == {
+        "error": {
+            "message": f"Unsupported value: 'temperature' does not support {shown} with this model. "
+            "Only the default (1) value is supported.",
+            "type": "invalid_request_error",
+            "param": "temperature",
+            "code": "unsupported_value",
+        }
+    }
     assert (await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG, temperature=1)).choices
 
 
@@ -322,41 +347,60 @@ async def test_reasoning_models_give_no_logprobs_unless_they_do_not_reason(oai, 
             await client.chat.completions.create(model=model, messages=USER_MSG, logprobs=True, **extra)
         assert _error_body(info)["error"] == {
             "message": "Unsupported parameter: 'logprobs' is not supported with this model.",
-            "type": "invalid_request_error", "param": "logprobs", "code": "unsupported_parameter"}
+            "type": "invalid_request_error",
+            "param": "logprobs",
+            "code": "unsupported_parameter",
+        }
     oai.script("gpt-6-luna", Reply("Yes", logprobs=[("Yes", -0.02)]))
     plain = await client.chat.completions.create(
-        model="gpt-6-luna", messages=USER_MSG, reasoning_effort="none", temperature=0, logprobs=True)
+        model="gpt-6-luna", messages=USER_MSG, reasoning_effort="none", temperature=0, logprobs=True
+    )
     assert [t.token for t in plain.choices[0].logprobs.content] == ["Yes"]
     with pytest.raises(openai.BadRequestError):
-        await client.chat.completions.create(model="gpt-5-nano", messages=USER_MSG, temperature=0.5,
-                                             reasoning_effort="minimal")
+        await client.chat.completions.create(
+            model="gpt-5-nano", messages=USER_MSG, temperature=0.5, reasoning_effort="minimal"
+        )
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("model, effort, supported", [
-    ("gpt-5-nano", "none", "'minimal', 'low', 'medium', and 'high'"),
-    ("gpt-5.4-nano", "max", "'none', 'low', 'medium', 'high', and 'xhigh'"),
-    ("gpt-6-luna", "minimal", "'none', 'low', 'medium', 'high', 'xhigh', and 'max'"),
-])
+@pytest.mark.parametrize(
+    "model, effort, supported",
+    [
+        ("gpt-5-nano", "none", "'minimal', 'low', 'medium', and 'high'"),
+        ("gpt-5.4-nano", "max", "'none', 'low', 'medium', 'high', and 'xhigh'"),
+        ("gpt-6-luna", "minimal", "'none', 'low', 'medium', 'high', 'xhigh', and 'max'"),
+    ],
+)
 async def test_reasoning_effort_values_each_model_refuses(client, model, effort, supported):
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model=model, messages=USER_MSG, reasoning_effort=effort)
-    assert _error_body(info) == {"error": {
-        "message": f"Unsupported value: 'reasoning_effort' does not support '{effort}' with this model. "
-                   f"Supported values are: {supported}.",
-        "type": "invalid_request_error", "param": "reasoning_effort", "code": "unsupported_value"}}
+    assert _error_body(info) == {
+        "error": {
+            "message": f"Unsupported value: 'reasoning_effort' does not support '{effort}' with this model. "
+            f"Supported values are: {supported}.",
+            "type": "invalid_request_error",
+            "param": "reasoning_effort",
+            "code": "unsupported_value",
+        }
+    }
 
 
 @pytest.mark.asyncio
 async def test_non_reasoning_models_refuse_reasoning_effort_and_take_either_token_cap(client):
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model="gpt-4o-mini", messages=USER_MSG, reasoning_effort="low")
-    assert _error_body(info) == {"error": {
-        "message": "Unrecognized request argument supplied: reasoning_effort",
-        "type": "invalid_request_error", "param": None, "code": None}}
+    assert _error_body(info) == {
+        "error": {
+            "message": "Unrecognized request argument supplied: reasoning_effort",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
     for cap in ({"max_tokens": 50}, {"max_completion_tokens": 50}):
-        res = await client.chat.completions.create(model="gpt-4.1-mini", messages=USER_MSG, temperature=0.2,
-                                                   logprobs=True, **cap)
+        res = await client.chat.completions.create(
+            model="gpt-4.1-mini", messages=USER_MSG, temperature=0.2, logprobs=True, **cap
+        )
         assert res.choices[0].finish_reason == "stop" and res.usage.completion_tokens == 3
         assert res.usage.completion_tokens_details.reasoning_tokens == 0
 
@@ -398,7 +442,9 @@ async def test_cached_and_cache_write_tokens(oai, client):
     assert (details.cached_tokens, details.cache_write_tokens) == (1024, 2048)
     plain = await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG)
     assert (plain.usage.prompt_tokens_details.cached_tokens, plain.usage.prompt_tokens_details.cache_write_tokens) == (
-        0, None)
+        0,
+        None,
+    )
 
 
 @pytest.mark.asyncio
@@ -406,11 +452,17 @@ async def test_refusal_and_content_filter(oai, client):
     oai.script("gpt-4o", Reply.refused(), Reply.content_filtered(), Reply.content_filtered("Part of"))
     refused = (await client.chat.completions.create(model="gpt-4o", messages=USER_MSG, logprobs=True)).choices[0]
     assert (refused.message.content, refused.message.refusal, refused.finish_reason) == (
-        None, "I'm sorry, but I can't help with that.", "stop")
+        None,
+        "I'm sorry, but I can't help with that.",
+        "stop",
+    )
     assert refused.logprobs is None
     filtered = (await client.chat.completions.create(model="gpt-4o", messages=USER_MSG)).choices[0]
     assert (filtered.message.content, filtered.message.refusal, filtered.finish_reason) == (
-        None, None, "content_filter")
+        None,
+        None,
+        "content_filter",
+    )
     partial = (await client.chat.completions.create(model="gpt-4o", messages=USER_MSG)).choices[0]
     assert (partial.message.content, partial.finish_reason) == ("Part of", "content_filter")
 
@@ -420,9 +472,14 @@ async def test_project_without_access_to_a_model_is_a_403_model_not_found(oai, c
     oai.script("gpt-6-sol", Fail.no_model_access("gpt-6-sol"))
     with pytest.raises(openai.PermissionDeniedError) as info:
         await client.chat.completions.create(model="gpt-6-sol", messages=USER_MSG)
-    assert info.value.status_code == 403 and _error_body(info) == {"error": {
-        "message": "Project `proj_abc` does not have access to model `gpt-6-sol`",
-        "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+    assert info.value.status_code == 403 and _error_body(info) == {
+        "error": {
+            "message": "Project `proj_abc` does not have access to model `gpt-6-sol`",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
 
 
 @pytest.mark.asyncio
@@ -430,9 +487,14 @@ async def test_a_wrong_url_is_a_404_without_error_code(oai):
     async with openai.AsyncOpenAI(base_url=oai.base_url, api_key="x", max_retries=0) as no_v1:
         with pytest.raises(openai.NotFoundError) as info:
             await no_v1.chat.completions.create(model="gpt-4o", messages=USER_MSG)
-    assert _error_body(info) == {"error": {
-        "message": "Invalid URL (POST /chat/completions)", "type": "invalid_request_error", "param": None,
-        "code": None}}
+    assert _error_body(info) == {
+        "error": {
+            "message": "Invalid URL (POST /chat/completions)",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
     assert info.value.code is None and info.value.request_id.startswith("req_")
     assert oai.requests == []
 
@@ -452,22 +514,33 @@ async def test_every_answer_carries_an_x_request_id_recorded_with_the_request(oa
 
 @pytest.mark.asyncio
 async def test_service_tier_is_echoed_and_flex_may_be_unavailable(oai, client):
-    tiers = [await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG, **extra)
-             for extra in ({}, {"service_tier": "auto"}, {"service_tier": "flex"}, {"service_tier": "priority"})]
+    tiers = [
+        await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG, **extra)
+        for extra in ({}, {"service_tier": "auto"}, {"service_tier": "flex"}, {"service_tier": "priority"})
+    ]
     assert [t.service_tier for t in tiers] == ["default", "default", "flex", "priority"]
     oai.flex_available = False
     with pytest.raises(openai.RateLimitError) as info:
         await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG, service_tier="flex")
-    assert info.value.status_code == 429 and _error_body(info) == {"error": {
-        "message": "Resource unavailable", "type": "invalid_request_error", "param": None,
-        "code": "resource_unavailable"}}
+    assert info.value.status_code == 429 and _error_body(info) == {
+        "error": {
+            "message": "Resource unavailable",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "resource_unavailable",
+        }
+    }
     assert (await client.chat.completions.create(model="gpt-6-luna", messages=USER_MSG)).service_tier == "default"
 
 
 @pytest.mark.asyncio
 async def test_client_headers_are_recorded_on_chat_calls_and_on_the_listing(oai):
     async with openai.AsyncOpenAI(
-        base_url=oai.api_url, api_key="x", max_retries=0, organization="org-frugal", project="proj_frugal",
+        base_url=oai.api_url,
+        api_key="x",
+        max_retries=0,
+        organization="org-frugal",
+        project="proj_frugal",
         default_headers={"X-Gateway-Key": "g1"},
     ) as configured:
         await configured.chat.completions.create(model="gpt-4o", messages=USER_MSG)
@@ -475,7 +548,10 @@ async def test_client_headers_are_recorded_on_chat_calls_and_on_the_listing(oai)
     for recorded in (oai.requests[0], oai.listing_requests[0]):
         headers = recorded.headers
         assert (headers["OpenAI-Organization"], headers["openai-project"], headers["x-gateway-key"]) == (
-            "org-frugal", "proj_frugal", "g1")
+            "org-frugal",
+            "proj_frugal",
+            "g1",
+        )
         assert headers["authorization"] == "Bearer x"
 
 
@@ -514,7 +590,11 @@ async def test_users_info_and_conversation_replies(slack, web):
     admin = (await web.users_info(user="UADMIN"))["user"]
     plain = (await web.users_info(user="U1"))["user"]
     assert (admin["is_admin"], admin["tz"], plain["is_admin"], plain["tz"]) == (
-        True, "America/New_York", False, "Europe/Paris")
+        True,
+        "America/New_York",
+        False,
+        "Europe/Paris",
+    )
     thread = [{"ts": "1.1", "text": "root", "user": "U1"}, {"ts": "1.2", "text": "reply", "user": "U2"}]
     slack.threads[("C1", "1.1")] = thread
     assert (await web.conversations_replies(channel="C1", ts="1.1"))["messages"] == thread
@@ -564,9 +644,7 @@ async def test_wait_for_blocks_until_calls_arrive_and_reports_on_timeout(slack, 
         await web.chat_postMessage(channel="C1", text="late")
 
     task = asyncio.create_task(post_later())
-    calls = await asyncio.to_thread(
-        slack.wait_for, "chat.postMessage", predicate=lambda c: c.params["text"] == "late"
-    )
+    calls = await asyncio.to_thread(slack.wait_for, "chat.postMessage", predicate=lambda c: c.params["text"] == "late")
     await task
     assert calls[0].params["channel"] == "C1"
     with pytest.raises(AssertionError, match=r"(?s)chat.delete.*chat.postMessage"):

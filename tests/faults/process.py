@@ -183,7 +183,10 @@ async def books(database_url: str) -> Books:
             rows = list((await conn.execute(select(LedgerRow).order_by(LedgerRow.id))).all())
             used, reserved = (
                 await conn.execute(
-                    select(func.coalesce(func.sum(QuotaCounterRow.used), 0), func.coalesce(func.sum(QuotaCounterRow.reserved), 0))
+                    select(
+                        func.coalesce(func.sum(QuotaCounterRow.used), 0),
+                        func.coalesce(func.sum(QuotaCounterRow.reserved), 0),
+                    )
                 )
             ).one()
             holds = (await conn.execute(select(func.count()).select_from(QuotaReservationRow))).scalar_one()

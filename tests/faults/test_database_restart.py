@@ -175,7 +175,9 @@ async def test_a_cut_mid_request_delivers_the_paid_answers_and_records_them_once
 ):
     # The proxy comes before start_frugal, so it is closed after Frugal: whatever is kept drains at teardown.
     frugal = await start_frugal(through(postgres_url, proxy))
-    await frugal.container.quota.set_limit("T0001", Scope.CHANNEL, "C0001", parse_limit("1000 requests/day"), set_by="U9")
+    await frugal.container.quota.set_limit(
+        "T0001", Scope.CHANNEL, "C0001", parse_limit("1000 requests/day"), set_by="U9"
+    )
     fake_openai.latency = 1.0
     sent = await asyncio.gather(*(_send(frugal, kind, i) for i in range(CUT_MID_CALL)))
     await until(lambda: chat_calls(fake_openai) == CUT_MID_CALL, 10, "every model call started")

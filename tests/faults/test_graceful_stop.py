@@ -39,7 +39,9 @@ async def test_sigterm_finishes_every_request_in_flight_within_the_grace(
     await set_channel_quota(make_settings(migrated_url), "1000 requests/day")
     frugal = await run_frugal(FRUGAL_SHUTDOWN_GRACE="12")
     fake_openai.latency = 3.0
-    mentions = [event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvDONE{i}") for i in range(4)]
+    mentions = [
+        event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvDONE{i}") for i in range(4)
+    ]
     assert await asyncio.gather(*(frugal.post(body, kind) for body, kind in mentions)) == [200] * len(mentions)
     names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT - len(mentions), already=len(mentions))
 
@@ -79,7 +81,9 @@ async def test_requests_unfinished_at_the_deadline_are_recorded_released_and_tol
     await set_channel_quota(make_settings(migrated_url), "1000 requests/day")
     frugal = await run_frugal(FRUGAL_SHUTDOWN_GRACE="1")
     fake_openai.latency = 8.0  # longer than the grace and the wind-down together: the model never answers
-    mentions = [event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvSTOP{i}") for i in range(4)]
+    mentions = [
+        event_callback(app_mention_event(f"<@UBOT> rewrite mention {i}"), event_id=f"EvSTOP{i}") for i in range(4)
+    ]
     assert await asyncio.gather(*(frugal.post(body, kind) for body, kind in mentions)) == [200] * len(mentions)
     names = await _rewrites_in_flight(frugal, fake_openai, IN_FLIGHT - len(mentions), already=len(mentions))
 
@@ -152,6 +156,9 @@ async def test_a_model_call_cancelled_twice_still_gets_its_ledger_row():
 
     [entry] = ledger.entries
     assert (entry.request_key, entry.outcome, entry.attempt, entry.requested_model) == (
-        "command:cut", "interrupted", 1, "gpt-4.1-nano"
+        "command:cut",
+        "interrupted",
+        1,
+        "gpt-4.1-nano",
     )
     assert (entry.cost_usd, entry.served_model, entry.error_code) == (None, None, None)

@@ -40,7 +40,9 @@ async def _storm(replicas, fake_slack, count: int, user_of=lambda i: f"U0P{i % 3
 
 
 def _posts(fake_slack, channel: str) -> list[str]:
-    return [c.params["text"] for c in fake_slack.calls_to("chat.postMessage", lambda c: c.params.get("channel") == channel)]
+    return [
+        c.params["text"] for c in fake_slack.calls_to("chat.postMessage", lambda c: c.params.get("channel") == channel)
+    ]
 
 
 async def test_concurrent_requests_crossing_a_threshold_alert_once(replicas, fake_openai, fake_slack):

@@ -42,7 +42,9 @@ async def test_post_to_channel_waits_out_two_throttles(frugal, fake_slack):
     fake_slack.fail("chat.postMessage", 429, RATELIMITED, times=2)
     channel_members(fake_slack, "U0001")
     value = await stored_button(frugal, "Polished text.", channel_id="C7")
-    body, content_type = block_actions("rewrite_post", value, channel_id="C7", response_url=fake_slack.response_url("p1"))
+    body, content_type = block_actions(
+        "rewrite_post", value, channel_id="C7", response_url=fake_slack.response_url("p1")
+    )
 
     response = await frugal.post(body, content_type)
 

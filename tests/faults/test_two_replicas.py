@@ -122,13 +122,25 @@ async def _post_to_both(replicas, body: str, content_type: str) -> None:
 async def test_each_delivery_posted_to_both_replicas_is_answered_once(replicas, fake_openai, fake_slack):
     a = replicas[0]
     commands = [
-        (slash_command("/rewrite", f"twice sent command {i}", trigger_id=f"{_unique('trg')}.1.2",
-                       response_url=fake_slack.response_url(name := _unique("dup"))), name)
+        (
+            slash_command(
+                "/rewrite",
+                f"twice sent command {i}",
+                trigger_id=f"{_unique('trg')}.1.2",
+                response_url=fake_slack.response_url(name := _unique("dup")),
+            ),
+            name,
+        )
         for i in range(6)
     ]
     mentions = [
-        (event_callback(event := app_mention_event(f"<@UBOT> rewrite twice sent mention {i}", channel="C0003"),
-                        event_id=_unique("Ev")), event["ts"])
+        (
+            event_callback(
+                event := app_mention_event(f"<@UBOT> rewrite twice sent mention {i}", channel="C0003"),
+                event_id=_unique("Ev"),
+            ),
+            event["ts"],
+        )
         for i in range(6)
     ]
     deliveries = [body for body, _ in commands] + [body for body, _ in mentions]
@@ -146,7 +158,9 @@ async def test_each_delivery_posted_to_both_replicas_is_answered_once(replicas, 
 
     assert len(fake_openai.requests) == len(deliveries)
     asked = sorted(r.json["messages"][-1]["content"] for r in fake_openai.requests)
-    assert asked == sorted([f"twice sent command {i}" for i in range(6)] + [f"twice sent mention {i}" for i in range(6)])
+    assert asked == sorted(
+        [f"twice sent command {i}" for i in range(6)] + [f"twice sent mention {i}" for i in range(6)]
+    )
     for _, name in commands:
         [reply] = fake_slack.calls_to(f"response_url:{name}")
         assert reply.params["text"].startswith("[gpt-4.1-nano] twice sent command")
@@ -170,8 +184,9 @@ async def test_a_due_digest_is_posted_once_by_two_replicas_ticking_together(repl
             .values(created_at=now - timedelta(days=1))
         )
 
-    posted = await asyncio.gather(a.container.digests.tick(), b.container.digests.tick(),
-                                  b.container.digests.tick(), a.container.digests.tick())
+    posted = await asyncio.gather(
+        a.container.digests.tick(), b.container.digests.tick(), b.container.digests.tick(), a.container.digests.tick()
+    )
 
     assert sum(posted) == 1
     [digest] = fake_slack.calls_to("chat.postMessage", lambda c: c.params.get("channel") == "C0DIGEST")

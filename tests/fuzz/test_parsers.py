@@ -84,7 +84,9 @@ def test_classify_validation_accepts_only_usable_label_lists(text):
 @MANY
 @given(
     st.lists(
-        st.one_of(st.text(max_size=120), st.sampled_from(TRICKY_PIECES)).filter(lambda s: "," not in s and "]" not in s),
+        st.one_of(st.text(max_size=120), st.sampled_from(TRICKY_PIECES)).filter(
+            lambda s: "," not in s and "]" not in s
+        ),
         max_size=60,
     )
 )
@@ -106,14 +108,22 @@ def test_label_list_syntax_round_trips(labels):
 
 
 @MANY
-@given(st.text(max_size=40), st.lists(st.sampled_from(["\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad", "\u202e"]), max_size=4))
+@given(
+    st.text(max_size=40),
+    st.lists(st.sampled_from(["\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad", "\u202e"]), max_size=4),
+)
 def test_labels_that_differ_only_by_invisible_characters_are_the_same_label(label, invisibles):
     spread = "".join(invisibles[i % len(invisibles)] + char if invisibles else char for i, char in enumerate(label))
     assert clean_label(spread + "".join(invisibles)) == clean_label(label)
 
 
 @MANY
-@given(st.lists(st.sampled_from([" ", "\t", "\n", "\u00a0", "\u200b", "\u200d", "\u2060", "\ufeff", "\u3164", "\u2800"]), max_size=30))
+@given(
+    st.lists(
+        st.sampled_from([" ", "\t", "\n", "\u00a0", "\u200b", "\u200d", "\u2060", "\ufeff", "\u3164", "\u2800"]),
+        max_size=30,
+    )
+)
 def test_text_of_only_whitespace_and_invisible_characters_is_empty(chars):
     text = "".join(chars)
     assert all(invisible(char) for char in text)
@@ -136,7 +146,7 @@ def test_markup_masking_round_trips(text):
 def test_masked_text_hides_every_mention_and_broadcast(text):
     masked, _ = markup.mask(text.replace("&", ""))
     for token in ("<@", "<!", "<#"):
-        assert token not in masked or ">" not in masked[masked.index(token):].split("\n", 1)[0]
+        assert token not in masked or ">" not in masked[masked.index(token) :].split("\n", 1)[0]
 
 
 @MANY
@@ -152,6 +162,8 @@ def test_an_answer_carries_no_ping_or_link_the_asker_did_not_give_and_stays_boun
     assert "<!here" not in posted and "<!channel" not in posted and "<!everyone" not in posted
     # Each placeholder is restored once at most: the answer cannot grow by repeating one.
     assert len(posted) <= len(markup.escape(answer)) + len(text)
+
+
 @MANY
 @given(any_text, st.sampled_from([None, "UBOT", "U012AB3CD"]))
 def test_parse_mention_gives_a_lowercase_word_and_the_rest(text, bot_user_id):

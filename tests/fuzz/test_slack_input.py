@@ -115,7 +115,9 @@ async def test_mentions_of_any_text_and_shape(frugal, fake_slack, error_watch, v
 )
 async def test_message_shortcuts_on_any_message(frugal, fake_slack, error_watch, text, callback, optional):
     name = f"sc{next(_seq)}"
-    message = reshape({"type": "message", "user": "U0002", "ts": "1700000000.000200", "text": text}, {"text": text} | optional)
+    message = reshape(
+        {"type": "message", "user": "U0002", "ts": "1700000000.000200", "text": text}, {"text": text} | optional
+    )
     body, content_type = message_shortcut(callback, message, response_url=fake_slack.response_url(name))
 
     response = await frugal.post(body, content_type)
@@ -135,7 +137,9 @@ async def test_message_shortcuts_on_any_message(frugal, fake_slack, error_watch,
 )
 async def test_rewrite_buttons_with_any_value(frugal, fake_slack, error_watch, action_id, value):
     name = f"bt{next(_seq)}"
-    body, content_type = block_actions(action_id, value, channel_id=f"CB{name}", response_url=fake_slack.response_url(name))
+    body, content_type = block_actions(
+        action_id, value, channel_id=f"CB{name}", response_url=fake_slack.response_url(name)
+    )
 
     response = await frugal.post(body, content_type)
 
@@ -146,10 +150,29 @@ async def test_rewrite_buttons_with_any_value(frugal, fake_slack, error_watch, a
 
 
 FRUGAL_WORDS = [
-    "", "help", "HELP", "nope", "labels", "labels set", "labels clear", "models", "quota", "quota set here",
-    "quota set default", "quota set <#C0002|ops>", "quota set #nowhere", "quota show", "quota show default",
-    "quota clear here", "quota clear here requests/day", "digest", "digest daily", "digest weekly 09:00",
-    "digest daily 25:99", "digest off", "digest now",
+    "",
+    "help",
+    "HELP",
+    "nope",
+    "labels",
+    "labels set",
+    "labels clear",
+    "models",
+    "quota",
+    "quota set here",
+    "quota set default",
+    "quota set <#C0002|ops>",
+    "quota set #nowhere",
+    "quota show",
+    "quota show default",
+    "quota clear here",
+    "quota clear here requests/day",
+    "digest",
+    "digest daily",
+    "digest weekly 09:00",
+    "digest daily 25:99",
+    "digest off",
+    "digest now",
 ]
 
 
@@ -167,13 +190,19 @@ header_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist
 
 
 @THROUGH_HTTP
-@given(timestamp=st.one_of(header_text, st.integers(-(10**12), 10**12).map(str)), signature=header_text,
-       body=st.one_of(st.binary(max_size=300), slack_text.map(str.encode)))
+@given(
+    timestamp=st.one_of(header_text, st.integers(-(10**12), 10**12).map(str)),
+    signature=header_text,
+    body=st.one_of(st.binary(max_size=300), slack_text.map(str.encode)),
+)
 async def test_unverifiable_requests_get_401_and_cause_no_call(
     frugal, fake_slack, fake_openai, error_watch, timestamp, signature, body
 ):
-    headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature,
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     async with frugal.http.post(f"{frugal.url}/slack/events", data=body, headers=headers) as resp:
         status = resp.status
 
@@ -188,10 +217,32 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
     max_leaves=8,
 )
-SLACK_KEYS = ["type", "team", "team_id", "user", "user_id", "channel", "channel_id", "event", "event_id", "actions",
-              "container", "message", "view", "authorizations", "enterprise", "command", "trigger_id", "response_url"]
+SLACK_KEYS = [
+    "type",
+    "team",
+    "team_id",
+    "user",
+    "user_id",
+    "channel",
+    "channel_id",
+    "event",
+    "event_id",
+    "actions",
+    "container",
+    "message",
+    "view",
+    "authorizations",
+    "enterprise",
+    "command",
+    "trigger_id",
+    "response_url",
+]
 slack_like = st.fixed_dictionaries(
-    {"type": st.sampled_from(["event_callback", "block_actions", "message_action", "view_submission", "shortcut", "x"])},
+    {
+        "type": st.sampled_from(
+            ["event_callback", "block_actions", "message_action", "view_submission", "shortcut", "x"]
+        )
+    },
     optional={key: json_values for key in SLACK_KEYS[1:]},
 )
 
@@ -200,8 +251,9 @@ slack_like = st.fixed_dictionaries(
 @given(payload=st.one_of(slack_like, json_values), as_form=st.booleans())
 async def test_signed_bodies_of_any_shape_never_fail_inside_frugal(frugal, fake_slack, error_watch, payload, as_form):
     text = json.dumps(payload)
-    body, content_type = (urlencode({"payload": text}), "application/x-www-form-urlencoded") if as_form else (
-        text, "application/json")
+    body, content_type = (
+        (urlencode({"payload": text}), "application/x-www-form-urlencoded") if as_form else (text, "application/json")
+    )
 
     response = await frugal.post(body, content_type)
 

@@ -57,7 +57,11 @@ async def test_the_client_never_retries_on_its_own(model, fake_openai, failure):
         (Fail(503, None, "overloaded"), ErrorKind.SERVER_ERROR, None),
         (Fail(401, "invalid_api_key", "Incorrect API key"), ErrorKind.AUTH, "invalid_api_key"),
         (Fail(403, None, "Forbidden"), ErrorKind.AUTH, None),
-        (Fail(400, "unsupported_parameter", "Unsupported parameter"), ErrorKind.UNSUPPORTED_PARAMETER, "unsupported_parameter"),
+        (
+            Fail(400, "unsupported_parameter", "Unsupported parameter"),
+            ErrorKind.UNSUPPORTED_PARAMETER,
+            "unsupported_parameter",
+        ),
         (Fail(400, "unsupported_value", "Unsupported value"), ErrorKind.UNSUPPORTED_PARAMETER, "unsupported_value"),
         (Fail(400, "invalid_value", "Invalid value"), ErrorKind.BAD_REQUEST, "invalid_value"),
         # One project lacks one model: that model is unavailable, the key is fine.
@@ -97,7 +101,9 @@ async def test_retry_after_headers_are_read(model, fake_openai, headers, seconds
 
 async def test_retry_after_as_an_http_date(model, fake_openai):
     when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
-    fake_openai.set_behaviour("gpt-4.1-nano", Fail(429, "rate_limit_exceeded", "slow down", headers={"retry-after": when}))
+    fake_openai.set_behaviour(
+        "gpt-4.1-nano", Fail(429, "rate_limit_exceeded", "slow down", headers={"retry-after": when})
+    )
 
     assert 25 <= (await _fail(model)).retry_after <= 31
 
@@ -158,7 +164,8 @@ async def test_the_request_is_the_chat_completions_api_s_own(model, fake_openai)
         "max_tokens": 20,
         "temperature": REQUEST.temperature,
         "response_format": {
-            "type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
         },
         "logprobs": True,
     }
@@ -185,8 +192,13 @@ async def test_a_reasoning_model_is_called_in_its_own_shape(model, fake_openai):
 def _answer(message: dict, *, finish: str = "stop", usage: dict | None = None, **extra) -> Raw:
     """A 200 in the API's documented ChatCompletion shape."""
     body = {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-6-luna",
-        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, "logprobs": None}],
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-6-luna",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish, "logprobs": None}
+        ],
         "usage": usage or {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
         **extra,
     }
@@ -195,7 +207,9 @@ def _answer(message: dict, *, finish: str = "stop", usage: dict | None = None, *
 
 async def test_reasoning_tokens_cache_writes_and_the_tier_are_read(model, fake_openai):
     usage = {
-        "prompt_tokens": 2000, "completion_tokens": 90, "total_tokens": 2090,
+        "prompt_tokens": 2000,
+        "completion_tokens": 90,
+        "total_tokens": 2090,
         "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 512},
         "completion_tokens_details": {"reasoning_tokens": 64},
     }
@@ -243,7 +257,9 @@ async def test_usage_numbers_are_bounded(model, fake_openai, usage, expected):
 
 
 async def test_an_absurd_usage_report_is_refused_as_invalid(model, fake_openai):
-    fake_openai.script("gpt-4.1-nano", _answer({"content": "ok"}, usage={"prompt_tokens": 10**15, "completion_tokens": 1}))
+    fake_openai.script(
+        "gpt-4.1-nano", _answer({"content": "ok"}, usage={"prompt_tokens": 10**15, "completion_tokens": 1})
+    )
 
     err = await _fail(model)
 
@@ -283,9 +299,20 @@ async def test_custom_headers_from_the_environment_reach_chat_calls(fake_openai,
         (Raw(429, "slow down"), ErrorKind.RATE_LIMITED, 429, None),
         (Raw(400, '{"error": "a string, not an object"}', "application/json"), ErrorKind.BAD_REQUEST, 400, None),
     ],
-    ids=["html-200", "no-choices", "json-list", "choices-object", "choices-number", "html-502", "text-429", "odd-error"],
+    ids=[
+        "html-200",
+        "no-choices",
+        "json-list",
+        "choices-object",
+        "choices-number",
+        "html-502",
+        "text-429",
+        "odd-error",
+    ],
 )
-async def test_answers_that_are_not_the_api_s_shape_are_classified_not_raised(model, fake_openai, step, kind, status, code):
+async def test_answers_that_are_not_the_api_s_shape_are_classified_not_raised(
+    model, fake_openai, step, kind, status, code
+):
     fake_openai.script("gpt-4.1-nano", step)
 
     err = await _fail(model)

@@ -42,7 +42,9 @@ async def test_primary_answers_with_exact_cost_baseline_and_energy(make_router, 
     assert "2505.09598" in nano.source
     [entry] = ledger.entries
     assert (entry.cost_usd, entry.baseline_cost_usd, entry.energy_wh) == (
-        Decimal("0.17"), Decimal("4.50"), completion.energy_wh
+        Decimal("0.17"),
+        Decimal("4.50"),
+        completion.energy_wh,
     )
     assert (entry.prompt_tokens, entry.cached_tokens, entry.completion_tokens) == (1_000_000, 400_000, 250_000)
     assert (entry.outcome, entry.attempt, entry.served_model) == ("ok", 1, NANO)
@@ -89,7 +91,9 @@ async def test_a_throttle_that_persists_fails_over_after_one_retry(make_router, 
     assert completion.served_model == MINI
     assert completion.fallback_note == "gpt-4o-mini answered because gpt-4.1-nano was rate limited"
     assert [o[:3] for o in outcomes(ledger)] == [
-        (NANO, "error", "rate_limit_exceeded"), (NANO, "error", "rate_limit_exceeded"), (MINI, "ok", None)
+        (NANO, "error", "rate_limit_exceeded"),
+        (NANO, "error", "rate_limit_exceeded"),
+        (MINI, "ok", None),
     ]
     assert [e.attempt for e in ledger.entries] == [1, 2, 3]
 
@@ -110,7 +114,9 @@ async def test_a_throttle_longer_than_the_bound_fails_over_at_once_and_rests_the
 
 
 async def test_retry_after_ms_is_honoured_over_retry_after(make_router, fake_openai, clock):
-    throttle = Fail(429, "rate_limit_exceeded", "Rate limit reached", headers={"retry-after-ms": "120", "retry-after": "1"})
+    throttle = Fail(
+        429, "rate_limit_exceeded", "Rate limit reached", headers={"retry-after-ms": "120", "retry-after": "1"}
+    )
     fake_openai.script(NANO, throttle, Reply("ok"))
 
     completion = await make_router().complete(CTX, REQUEST)
@@ -208,7 +214,9 @@ async def test_a_missing_model_is_probed_after_its_long_cool_down_and_cleared_wh
     assert status_store.marks == {}
 
 
-async def test_a_mark_made_by_another_replica_is_honoured_after_a_restart(make_router, fake_openai, status_store, clock):
+async def test_a_mark_made_by_another_replica_is_honoured_after_a_restart(
+    make_router, fake_openai, status_store, clock
+):
     fake_openai.set_behaviour(NANO, Fail.model_not_found(NANO))
     await make_router().complete(CTX, REQUEST)
 
@@ -216,7 +224,9 @@ async def test_a_mark_made_by_another_replica_is_honoured_after_a_restart(make_r
     completion = await restarted.complete(CTX, REQUEST)
 
     assert completion.served_model == MINI
-    assert completion.fallback_note == "gpt-4o-mini answered because gpt-4.1-nano is unavailable (retired, or no access)"
+    assert (
+        completion.fallback_note == "gpt-4o-mini answered because gpt-4.1-nano is unavailable (retired, or no access)"
+    )
     assert len(fake_openai.calls_for(NANO)) == 1
 
 
@@ -254,7 +264,10 @@ async def test_text_too_long_for_every_model_tells_the_user(make_router, fake_op
     with pytest.raises(CompletionFailed) as failed:
         await make_router(chain=(NANO, MINI)).complete(CTX, REQUEST)
 
-    assert str(failed.value) == "The text is too long for every model Frugal may use. Please shorten it; nothing was charged."
+    assert (
+        str(failed.value)
+        == "The text is too long for every model Frugal may use. Please shorten it; nothing was charged."
+    )
     assert fake_openai.calls_for(MINI) == []
 
 
@@ -286,7 +299,9 @@ async def test_a_lasting_server_error_fails_over(make_router, fake_openai, ledge
 
     assert completion.fallback_note == "gpt-4o-mini answered because gpt-4.1-nano had a server error"
     assert [o[:3] for o in outcomes(ledger)] == [
-        (NANO, "error", "server_error"), (NANO, "error", "server_error"), (MINI, "ok", None)
+        (NANO, "error", "server_error"),
+        (NANO, "error", "server_error"),
+        (MINI, "ok", None),
     ]
     assert all(e.cost_usd == 0 for e in ledger.entries if e.outcome == "error")
 
@@ -356,7 +371,9 @@ async def test_all_models_down_gives_a_plain_message_and_charges_nothing(make_ro
         await make_router().complete(CTX, REQUEST)
 
     message = str(failed.value)
-    assert message.startswith("No model could answer just now (gpt-4.1-nano had a server error; gpt-4o-mini had a server error).")
+    assert message.startswith(
+        "No model could answer just now (gpt-4.1-nano had a server error; gpt-4o-mini had a server error)."
+    )
     assert "Nothing was charged" in message
     assert len(ledger.entries) == 4
     assert all(e.outcome == "error" and e.cost_usd == 0 and e.baseline_cost_usd == 0 for e in ledger.entries)

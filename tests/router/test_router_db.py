@@ -30,8 +30,14 @@ async def start_replica(migrated_url, chat_model, clock) -> AsyncIterator[Callab
         engines.append(engine)
         sessions = make_sessionmaker(engine)
         return ModelRouter(
-            chat_model, Catalog.load(), SqlLedger(sessions), (NANO, MINI),
-            baseline_model="gpt-4o", clock=clock, sleep=clock.sleep, status_store=SqlModelStatusStore(sessions),
+            chat_model,
+            Catalog.load(),
+            SqlLedger(sessions),
+            (NANO, MINI),
+            baseline_model="gpt-4o",
+            clock=clock,
+            sleep=clock.sleep,
+            status_store=SqlModelStatusStore(sessions),
         )
 
     yield start

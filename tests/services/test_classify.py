@@ -172,8 +172,12 @@ def test_a_longer_label_is_not_also_a_mention_of_a_shorter_one():
 def test_confidence_sums_the_tokens_that_spell_the_label():
     answer = '{"label":"bug report"}'
     tokens = [
-        TokenLogprob('{"', 0.0), TokenLogprob("label", 0.0), TokenLogprob('":"', 0.0),
-        TokenLogprob("bug", math.log(0.8)), TokenLogprob(" report", math.log(0.5)), TokenLogprob('"}', 0.0),
+        TokenLogprob('{"', 0.0),
+        TokenLogprob("label", 0.0),
+        TokenLogprob('":"', 0.0),
+        TokenLogprob("bug", math.log(0.8)),
+        TokenLogprob(" report", math.log(0.5)),
+        TokenLogprob('"}', 0.0),
     ]
 
     assert label_confidence(answer, "bug report", tokens) == pytest.approx(0.4)

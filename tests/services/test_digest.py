@@ -40,12 +40,20 @@ class Replica:
         self.engine = make_engine(url)
         sessions = make_sessionmaker(self.engine)
         builder = DigestBuilder(
-            SqlDigestQueries(sessions), Catalog.load(None), primary_model="gpt-4.1-nano", baseline_model="gpt-4o",
+            SqlDigestQueries(sessions),
+            Catalog.load(None),
+            primary_model="gpt-4.1-nano",
+            baseline_model="gpt-4o",
             tz=PARIS,
         )
         self.service = DigestService(
-            SqlDigestStore(sessions), builder, SlackDigestPublisher(api_url, static_token(BOT_TOKEN)),
-            daily_cost_chart, tz=PARIS, clock=clock, owner=name,
+            SqlDigestStore(sessions),
+            builder,
+            SlackDigestPublisher(api_url, static_token(BOT_TOKEN)),
+            daily_cost_chart,
+            tz=PARIS,
+            clock=clock,
+            owner=name,
         )
 
     async def close(self) -> None:
@@ -70,8 +78,13 @@ async def replicas(migrated_url, fake_slack):
 async def _ledger(url: str, *instants: datetime) -> None:
     engine = make_engine(url)
     try:
-        await seed(engine, [row(at, team="T1", channel="C1", tokens=(100, 0, 50), cost="0.25", baseline="1", wh=0.3)
-                            for at in instants])
+        await seed(
+            engine,
+            [
+                row(at, team="T1", channel="C1", tokens=(100, 0, 50), cost="0.25", baseline="1", wh=0.3)
+                for at in instants
+            ],
+        )
     finally:
         await engine.dispose()
 
@@ -102,7 +115,9 @@ async def test_two_replicas_ticking_together_post_each_digest_once(replicas, mig
     assert len(posts) == 5
     # One digest per day, each about the day before.
     headers = [_blocks(p)[0]["text"]["text"] for p in posts]
-    assert headers == [f"Daily cost digest · {day:%a} {day.day} Nov 2026" for day in (date(2026, 11, d) for d in range(1, 6))]
+    assert headers == [
+        f"Daily cost digest · {day:%a} {day.day} Nov 2026" for day in (date(2026, 11, d) for d in range(1, 6))
+    ]
     assert len(fake_slack.calls_to("files.completeUploadExternal")) == 5
 
 
@@ -156,7 +171,9 @@ async def test_a_failed_post_is_retried_later_and_only_what_is_missing_is_sent(r
     clock = Clock(datetime(2026, 11, 2, 8, 30, tzinfo=UTC))  # after Monday's 09:00
     a, b = replicas(clock, "a"), replicas(clock, "b")
     await a.subscribe("T1", "C1", "UADMIN", Frequency.DAILY, time(9))
-    fake_slack.fail("files.completeUploadExternal", status=200, headers={}, body={"ok": False, "error": "internal_error"})
+    fake_slack.fail(
+        "files.completeUploadExternal", status=200, headers={}, body={"ok": False, "error": "internal_error"}
+    )
 
     clock.now = datetime(2026, 11, 3, 8, 1, tzinfo=UTC)
     assert await a.tick() == 0  # the message went out, the chart did not

@@ -53,7 +53,8 @@ def test_a_send_time_that_does_not_exist_that_day_comes_an_hour_later():
     assert at.astimezone(PARIS).strftime("%H:%M %Z") == "03:30 CEST"
     sub = _sub(Frequency.DAILY, time(2, 30), datetime(2026, 3, 27, tzinfo=UTC))
     assert [d.due_at for d in due_digests(sub, datetime(2026, 3, 29, 2, tzinfo=UTC), PARIS)] == [
-        datetime(2026, 3, 28, 1, 30, tzinfo=UTC), at
+        datetime(2026, 3, 28, 1, 30, tzinfo=UTC),
+        at,
     ]
 
 

@@ -19,8 +19,14 @@ UTC = ZoneInfo("UTC")
 
 def _use(used: str, limit: str = "5", metric: Metric = Metric.USD) -> QuotaUse:
     return QuotaUse(
-        scope="channel", target="C1", metric=metric, period=Period.MONTH, limit=Decimal(limit), used=Decimal(used),
-        period_start=START, resets_at=END,
+        scope="channel",
+        target="C1",
+        metric=metric,
+        period=Period.MONTH,
+        limit=Decimal(limit),
+        used=Decimal(used),
+        period_start=START,
+        resets_at=END,
     )
 
 
@@ -48,7 +54,9 @@ def test_no_spend_forecasts_nothing_spent():
     assert (f.projected, f.over_at, f.on_track) == (Decimal(0), None, True)
     assert forecast_line(f, UTC).endswith(": nothing spent yet this month.")
     # Nothing spent is a fact, not an extrapolation: said even in the first hours.
-    assert forecast_line(forecast(_use("0"), START + timedelta(hours=1)), UTC).endswith(": nothing spent yet this month.")
+    assert forecast_line(forecast(_use("0"), START + timedelta(hours=1)), UTC).endswith(
+        ": nothing spent yet this month."
+    )
 
 
 def test_the_first_hours_of_a_period_are_too_early_to_tell():
@@ -86,8 +94,14 @@ def test_a_month_with_a_clock_change_counts_its_real_hours():
     paris = ZoneInfo("Europe/Paris")
     start, end = datetime(2026, 10, 1, tzinfo=paris), datetime(2026, 11, 1, tzinfo=paris)
     use = QuotaUse(
-        scope="default", target="", metric=Metric.USD, period=Period.MONTH, limit=Decimal(5), used=Decimal(3),
-        period_start=start, resets_at=end,
+        scope="default",
+        target="",
+        metric=Metric.USD,
+        period=Period.MONTH,
+        limit=Decimal(5),
+        used=Decimal(3),
+        period_start=start,
+        resets_at=end,
     )
     halfway = start.astimezone(timezone.utc) + timedelta(hours=372.5)
     f = forecast(use, halfway)

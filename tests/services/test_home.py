@@ -58,7 +58,8 @@ def test_the_month_is_counted_in_the_configured_zone():
     assert start == datetime(2026, 12, 31, 23, 0, tzinfo=timezone.utc)
     assert end == datetime(2027, 1, 31, 23, 0, tzinfo=timezone.utc)
     assert month_bounds(NOW, ZoneInfo("UTC")) == (
-        datetime(2026, 12, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc)
+        datetime(2026, 12, 1, tzinfo=timezone.utc),
+        datetime(2027, 1, 1, tzinfo=timezone.utc),
     )
 
 

@@ -101,9 +101,18 @@ async def test_an_id_neither_known_nor_listed_stops_the_start(lister):
 @pytest.mark.parametrize(
     ("days", "warning"),
     [
-        (10, "gpt-4o-mini shuts down on 2026-12-05 (in 10 days); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then."),
-        (30, "gpt-4o-mini shuts down on 2026-12-25 (in 30 days); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then."),
-        (1, "gpt-4o-mini shuts down on 2026-11-26 (tomorrow); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then."),
+        (
+            10,
+            "gpt-4o-mini shuts down on 2026-12-05 (in 10 days); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then.",
+        ),
+        (
+            30,
+            "gpt-4o-mini shuts down on 2026-12-25 (in 30 days); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then.",
+        ),
+        (
+            1,
+            "gpt-4o-mini shuts down on 2026-11-26 (tomorrow); replace it in FRUGAL_MODELS (OpenAI's replacement: gpt-6-luna) before then.",
+        ),
         (31, None),
     ],
 )
@@ -126,16 +135,24 @@ async def test_a_near_shutdown_without_a_known_replacement_names_none(lister, fa
 
     report = await service(lister, "gpt-6-luna").startup()
 
-    assert report.warnings() == ["gpt-6-luna shuts down on 2026-12-05 (in 10 days); replace it in FRUGAL_MODELS before then."]
+    assert report.warnings() == [
+        "gpt-6-luna shuts down on 2026-12-05 (in 10 days); replace it in FRUGAL_MODELS before then."
+    ]
 
 
-async def test_past_shutdowns_and_unlisted_models_are_retired_with_the_fix_but_do_not_stop_the_start(lister, fake_openai):
+async def test_past_shutdowns_and_unlisted_models_are_retired_with_the_fix_but_do_not_stop_the_start(
+    lister, fake_openai
+):
     del fake_openai.models["gpt-4.1-nano"]  # not listed, and past the catalog's date: shut down
     fake_openai.models["gpt-4o-mini"] = "2026-11-01"  # listed, with a past date: shut down
     fake_openai.models.update({"gpt-6-luna": None, "gpt-5.6-luna": None})  # gpt-5.4-nano stays unlisted
     retired = RetiredModels()
     lifecycle = LifecycleService(
-        lister, Catalog.load(), ("gpt-4.1-nano", "gpt-4o-mini", "gpt-5.4-nano", "gpt-4.1"), clock=lambda: NOW, retired=retired
+        lister,
+        Catalog.load(),
+        ("gpt-4.1-nano", "gpt-4o-mini", "gpt-5.4-nano", "gpt-4.1"),
+        clock=lambda: NOW,
+        retired=retired,
     )
 
     report = await lifecycle.startup()
@@ -223,7 +240,11 @@ async def test_without_a_model_list_the_catalog_s_date_retires_a_model(lister, f
     report = await service(lister, "gpt-4.1-nano", "gpt-4o-mini").startup()
 
     nano, mini = report.models
-    assert (nano.listed, nano.shutdown_date, nano.retired.why) == (None, date(2026, 10, 23), "was shut down on 2026-10-23")
+    assert (nano.listed, nano.shutdown_date, nano.retired.why) == (
+        None,
+        date(2026, 10, 23),
+        "was shut down on 2026-10-23",
+    )
     assert mini.retired is None
     assert report.warnings() == [
         "gpt-4.1-nano was shut down on 2026-10-23; Frugal skips it without calling it. "
@@ -352,12 +373,14 @@ async def test_a_retired_model_is_announced_to_the_admins_once_with_the_fix(list
     await lifecycle.refresh()
     await lifecycle.refresh()
 
-    assert alerts.sent == [(
-        None,
-        "gpt-4o-mini was shut down on 2026-11-01; Frugal skips it without calling it. "
-        "OpenAI's replacement: gpt-6-luna. Fix: set FRUGAL_MODELS=gpt-6-luna,gpt-4.1",
-        "retired:gpt-4o-mini",
-    )]
+    assert alerts.sent == [
+        (
+            None,
+            "gpt-4o-mini was shut down on 2026-11-01; Frugal skips it without calling it. "
+            "OpenAI's replacement: gpt-6-luna. Fix: set FRUGAL_MODELS=gpt-6-luna,gpt-4.1",
+            "retired:gpt-4o-mini",
+        )
+    ]
 
     # A model that retires later is announced in its turn; the first is not repeated.
     fake_openai.models["gpt-4.1"] = "2026-11-20"
@@ -416,7 +439,10 @@ async def test_retry_clears_a_mark_of_a_model_in_the_chain_by_any_of_its_names(l
     marks = Marks("gpt-4o-mini")
     lifecycle = service(lister, "gpt-4.1", "gpt-4o-mini", health=marks)
 
-    assert await lifecycle.retry("gpt-4o-mini-2024-07-18") == "gpt-4o-mini's mark is cleared: the next request tries it again."
+    assert (
+        await lifecycle.retry("gpt-4o-mini-2024-07-18")
+        == "gpt-4o-mini's mark is cleared: the next request tries it again."
+    )
     assert await lifecycle.retry("gpt-4o-mini") == "gpt-4o-mini was not marked unavailable; nothing to clear."
     assert marks.cleared == ["gpt-4o-mini", "gpt-4o-mini"]
 
@@ -444,7 +470,9 @@ def test_the_baseline_defaults_to_the_catalogs_and_accepts_aliases():
 
     # A current model: the old baseline, gpt-4o, shuts down on 2027-01-14.
     assert resolve_baseline(catalog, None) == "gpt-6-sol"
-    with pytest.raises(ConfigError, match="FRUGAL_BASELINE_MODEL: unknown model 'gpt-6-soll' — did you mean 'gpt-6-sol'"):
+    with pytest.raises(
+        ConfigError, match="FRUGAL_BASELINE_MODEL: unknown model 'gpt-6-soll' — did you mean 'gpt-6-sol'"
+    ):
         resolve_baseline(catalog, "gpt-6-soll")
 
 
@@ -469,9 +497,14 @@ def test_a_baseline_priced_by_genai_prices_is_accepted_by_any_of_its_names():
 def test_frugal_run_refuses_to_start_with_a_misspelled_model(tmp_path, fake_openai, fake_slack):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FRUGAL_", "DATABASE_"))}
     env.update(
-        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url,
-        OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake_openai.api_url, FRUGAL_MODELS="gpt_4_1_nano,gpt-4o-mini",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'frugal.db'}", PORT=_closed_port_url().rsplit(":", 1)[1].split("/")[0],
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=fake_openai.api_url,
+        FRUGAL_MODELS="gpt_4_1_nano,gpt-4o-mini",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'frugal.db'}",
+        PORT=_closed_port_url().rsplit(":", 1)[1].split("/")[0],
     )
 
     result = subprocess.run(

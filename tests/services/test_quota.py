@@ -63,7 +63,10 @@ async def start_process(migrated_url, fake_openai) -> AsyncIterator[Callable[...
     processes: list[Process] = []
 
     async def start(
-        chain: tuple[str, ...] = ("gpt-4.1-nano", "gpt-4o-mini"), *, clock: Clock | None = None, tz: str = "UTC",
+        chain: tuple[str, ...] = ("gpt-4.1-nano", "gpt-4o-mini"),
+        *,
+        clock: Clock | None = None,
+        tz: str = "UTC",
         hold_for: timedelta = timedelta(minutes=10),
     ) -> Process:
         clock = clock or Clock()
@@ -71,7 +74,12 @@ async def start_process(migrated_url, fake_openai) -> AsyncIterator[Callable[...
         catalog = Catalog.load()
         chat = OpenAIChatModel(api_key="sk-test", base_url=fake_openai.api_url, timeout=5.0)
         router = ModelRouter(
-            chat, catalog, SqlLedger(make_sessionmaker(engine)), chain, baseline_model="gpt-4o", clock=clock,
+            chat,
+            catalog,
+            SqlLedger(make_sessionmaker(engine)),
+            chain,
+            baseline_model="gpt-4o",
+            clock=clock,
             sleep=clock.sleep,
         )
         quota = QuotaService(SqlQuotaStore(engine), catalog, chain, tz=ZoneInfo(tz), clock=clock, hold_for=hold_for)
@@ -241,7 +249,9 @@ async def test_reading_quotas_expires_old_holds_first(start_process):
         ("1 request/day", "2026-11-01T00:30-04:00", "2026-11-01T23:59-05:00", "2026-11-02T00:00-05:00"),
     ],
 )
-async def test_periods_reset_at_local_boundaries(start_process, fake_openai, limit, start, still_refused, allowed_again):
+async def test_periods_reset_at_local_boundaries(
+    start_process, fake_openai, limit, start, still_refused, allowed_again
+):
     clock = Clock(datetime.fromisoformat(start))
     process = await start_process(clock=clock, tz="America/New_York")
     await process.quota.set_limit(TEAM, Scope.CHANNEL, CHANNEL, parse_limit(limit), set_by="U9")

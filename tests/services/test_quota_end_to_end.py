@@ -62,9 +62,9 @@ async def test_usd_counters_hold_exact_decimals_after_overlapping_requests(fruga
     async with frugal.container.engine.connect() as conn:
         costs = (await conn.execute(select(LedgerRow.cost_usd).where(LedgerRow.outcome == "ok"))).scalars().all()
         # As stored: on SQLite, what its NUMERIC kept was a float, and sums of floats drift.
-        [(used, reserved)] = (await conn.execute(
-            text("SELECT CAST(used AS TEXT), CAST(reserved AS TEXT) FROM quota_counters")
-        )).all()
+        [(used, reserved)] = (
+            await conn.execute(text("SELECT CAST(used AS TEXT), CAST(reserved AS TEXT) FROM quota_counters"))
+        ).all()
     spent = sum(costs, Decimal(0))
     assert len(costs) == 16 and spent > 0
     assert "e" not in used.lower() + reserved.lower()

@@ -71,12 +71,16 @@ async def test_models_are_listed_costliest_first_and_summed(ledger):
         entry(model="mystery", cost=None),
     ]:
         await record.record(e)
-    service = UsageService(queries, FixedQuotas([]), ZoneInfo("UTC"), clock=lambda: datetime(2026, 11, 20, tzinfo=timezone.utc))
+    service = UsageService(
+        queries, FixedQuotas([]), ZoneInfo("UTC"), clock=lambda: datetime(2026, 11, 20, tzinfo=timezone.utc)
+    )
 
     report = await service.channel_report("T1", "C1")
 
     assert [(m.model, m.requests, m.cost_usd) for m in report.month.models] == [
-        ("gpt-4o", 1, Decimal("0.5")), ("gpt-4.1-nano", 2, Decimal("0.003")), ("mystery", 1, Decimal(0)),
+        ("gpt-4o", 1, Decimal("0.5")),
+        ("gpt-4.1-nano", 2, Decimal("0.003")),
+        ("mystery", 1, Decimal(0)),
     ]
     assert report.month.total.requests == 4
     assert report.month.total.cost_usd == Decimal("0.503")
@@ -109,8 +113,12 @@ async def test_table_defaults_to_this_month_and_orders_channels_by_cost(ledger):
 
     assert table.start == datetime(2026, 10, 31, 23, tzinfo=timezone.utc)
     assert [(t, c, line.model) for t, c, line in table.lines] == [
-        ("T1", "C2", "gpt-4o"), ("T1", "C2", "gpt-4.1-nano"), ("T1", "C1", "gpt-4.1-nano"),
+        ("T1", "C2", "gpt-4o"),
+        ("T1", "C2", "gpt-4.1-nano"),
+        ("T1", "C1", "gpt-4.1-nano"),
     ]
     assert table.total.cost_usd == Decimal("0.36")
-    assert recent.start == datetime(2026, 11, 17, tzinfo=timezone.utc) and recent.lines == ()  # the rows are on the 15th
+    assert (
+        recent.start == datetime(2026, 11, 17, tzinfo=timezone.utc) and recent.lines == ()
+    )  # the rows are on the 15th
     assert [c for _, c, _ in one.lines] == ["C1"]

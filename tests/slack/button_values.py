@@ -10,13 +10,25 @@ from bot.ports.button_texts import ButtonText
 
 
 async def stored_button(
-    frugal: Any, text: str, *, kind: str = "rewrite", team_id: str = "T0001", channel_id: str = "C0001",
-    user_id: str = "U0001", original: str | None = "the original", thread_ts: str | None = None,
+    frugal: Any,
+    text: str,
+    *,
+    kind: str = "rewrite",
+    team_id: str = "T0001",
+    channel_id: str = "C0001",
+    user_id: str = "U0001",
+    original: str | None = "the original",
+    thread_ts: str | None = None,
 ) -> str:
     """Keep `text` as a running Frugal keeps what a button posts; returns the value its button carries."""
     store = SqlButtonTexts(make_sessionmaker(frugal.container.engine))
     entry = ButtonText(
-        team_id=team_id, channel_id=channel_id, user_id=user_id, kind=kind, text=text, original=original,
+        team_id=team_id,
+        channel_id=channel_id,
+        user_id=user_id,
+        kind=kind,
+        text=text,
+        original=original,
         thread_ts=thread_ts,
     )
     return await store.put(entry)
@@ -25,7 +37,9 @@ async def stored_button(
 def channel_members(fake_slack: Any, *user_ids: str) -> None:
     """Make the fake Slack's conversations.members list these users (for every channel)."""
     fake_slack.responses["conversations.members"] = {
-        "ok": True, "members": list(user_ids), "response_metadata": {"next_cursor": ""},
+        "ok": True,
+        "members": list(user_ids),
+        "response_metadata": {"next_cursor": ""},
     }
 
 

@@ -1,6 +1,6 @@
 """The sample chart in docs/digest-chart.png, rendered from a generated ledger by the real digest code.
 
-    python -m tests.slack.digest_chart_sample docs/digest-chart.png
+python -m tests.slack.digest_chart_sample docs/digest-chart.png
 """
 
 from __future__ import annotations
@@ -43,8 +43,18 @@ def sample_rows(now: datetime = NOW, seed_value: int = 2026) -> list[dict]:
                 at = start + timedelta(seconds=rng.uniform(0, 10 * 3600))
                 if at >= now:
                     continue
-                rows.append(row(at, model=model, user=f"U{rng.randint(1, 12)}", team=TEAM, channel=CHANNEL,
-                                tokens=(600, 100, 80), cost=str(PER_REQUEST[model]), baseline="0.004"))
+                rows.append(
+                    row(
+                        at,
+                        model=model,
+                        user=f"U{rng.randint(1, 12)}",
+                        team=TEAM,
+                        channel=CHANNEL,
+                        tokens=(600, 100, 80),
+                        cost=str(PER_REQUEST[model]),
+                        baseline="0.004",
+                    )
+                )
     return rows
 
 
@@ -54,8 +64,11 @@ async def sample_digest(database_url: str, now: datetime = NOW) -> Digest:
     try:
         await seed(engine, sample_rows(now))
         builder = DigestBuilder(
-            SqlDigestQueries(make_sessionmaker(engine)), Catalog.load(), primary_model="gpt-4.1-nano",
-            baseline_model="gpt-4o", tz=TZ,
+            SqlDigestQueries(make_sessionmaker(engine)),
+            Catalog.load(),
+            primary_model="gpt-4.1-nano",
+            baseline_model="gpt-4o",
+            tz=TZ,
         )
         return await builder.build(TEAM, CHANNEL, DigestPeriod.to_date(Frequency.DAILY, now, TZ), now)
     finally:

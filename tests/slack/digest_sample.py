@@ -41,8 +41,16 @@ def sample_digest(**changes) -> Digest:
         fallbacks=10,
         failures=(("rate_limit_exceeded", 7), ("model_not_found", 3)),
         quotas=(
-            QuotaUse("channel", "C1", Metric.USD, Period.MONTH, Decimal(5), Decimal("2.5"),
-                     datetime(2026, 10, 31, 23, tzinfo=timezone.utc), datetime(2026, 11, 30, 23, tzinfo=timezone.utc)),
+            QuotaUse(
+                "channel",
+                "C1",
+                Metric.USD,
+                Period.MONTH,
+                Decimal(5),
+                Decimal("2.5"),
+                datetime(2026, 10, 31, 23, tzinfo=timezone.utc),
+                datetime(2026, 11, 30, 23, tzinfo=timezone.utc),
+            ),
         ),
         top_users=(UserCost("U1", 25, Decimal("0.9")), UserCost("U2", 15, Decimal("0.35"))),
         energy=Energy(12.5, ("Jegham et al. 2025, arXiv 2505.09598",), 0),
@@ -50,7 +58,10 @@ def sample_digest(**changes) -> Digest:
         previous_requests=20,
         previous_cost_usd=Decimal("1.00"),
         days=tuple(
-            DayCost(date(2026, 10, 26) + timedelta(days=i), {"gpt-4.1-nano": Decimal("0.1") * i, "gpt-4o-mini": Decimal("0.05")})
+            DayCost(
+                date(2026, 10, 26) + timedelta(days=i),
+                {"gpt-4.1-nano": Decimal("0.1") * i, "gpt-4o-mini": Decimal("0.05")},
+            )
             for i in range(7)
         ),
     )

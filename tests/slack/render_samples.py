@@ -39,7 +39,9 @@ def digest_sample() -> list[dict[str, Any]]:
         models=(ModelUsage("gpt-6-luna", 30, Decimal("0.75"), 0), ModelUsage("gpt-5.6-luna", 10, Decimal("0.50"), 0)),
         primary_model="gpt-6-luna",
         savings=Savings("gpt-6-sol", Decimal("12.5"), Decimal("11.25"), 40),
-        lifecycle_warnings=("gpt-4o-mini shuts down on 2027-01-14 (in 74 days): FRUGAL_MODELS=gpt-6-luna,gpt-5.6-luna",),
+        lifecycle_warnings=(
+            "gpt-4o-mini shuts down on 2027-01-14 (in 74 days): FRUGAL_MODELS=gpt-6-luna,gpt-5.6-luna",
+        ),
         quotas=(quota,),
         forecasts=tuple(forecasts([quota], MONTH[0] + timedelta(days=1, hours=9))),
     )
@@ -62,10 +64,20 @@ def home_sample() -> dict[str, Any]:
             ModelHealth("gpt-5.4-nano", "healthy"),
         ),
         admin=(
-            ChannelSetup("C1", ChannelUsage("C1", 412, 96_300, Decimal("3.10")), (c1,), None,
-                         forecasts=tuple(forecasts([c1], now))),
-            ChannelSetup("C2", ChannelUsage("C2", 57, 11_240, Decimal("0.40")), (default,), None,
-                         forecasts=tuple(forecasts([default], now))),
+            ChannelSetup(
+                "C1",
+                ChannelUsage("C1", 412, 96_300, Decimal("3.10")),
+                (c1,),
+                None,
+                forecasts=tuple(forecasts([c1], now)),
+            ),
+            ChannelSetup(
+                "C2",
+                ChannelUsage("C2", 57, 11_240, Decimal("0.40")),
+                (default,),
+                None,
+                forecasts=tuple(forecasts([default], now)),
+            ),
         ),
         admin_hidden=0,
         digests_known=True,

@@ -9,7 +9,9 @@ from slack_sdk.errors import SlackObjectFormationError
 
 from bot.slack import block_kit as kit
 
-MARKUP = st.sampled_from(["<@U012AB3CD>", "<https://example.com/a/long/path|a link>", "&amp;", "&lt;", " ", "\n", "\n\n"])
+MARKUP = st.sampled_from(
+    ["<@U012AB3CD>", "<https://example.com/a/long/path|a link>", "&amp;", "&lt;", " ", "\n", "\n\n"]
+)
 texts = st.lists(st.one_of(st.text(alphabet="abc xyz", max_size=40), MARKUP), max_size=400).map("".join)
 
 
@@ -80,7 +82,9 @@ def test_block_kit_is_the_only_module_that_spells_out_blocks():
 
     import bot
 
-    raw = re.compile(r"""["'](type)["']\s*:\s*["'](section|context|header|divider|actions|mrkdwn|plain_text|button)["']""")
+    raw = re.compile(
+        r"""["'](type)["']\s*:\s*["'](section|context|header|divider|actions|mrkdwn|plain_text|button)["']"""
+    )
     root = Path(bot.__file__).parent
     spelled = [str(p.relative_to(root)) for p in root.rglob("*.py") if raw.search(p.read_text("utf-8"))]
     assert spelled == []

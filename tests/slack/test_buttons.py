@@ -41,7 +41,10 @@ async def test_keep_gives_no_id_while_the_store_is_away(caplog):
 
 def test_an_answer_without_an_id_has_no_buttons_and_says_so():
     completion = Completion(
-        text="Hello", requested_model="gpt-6-luna", served_model="gpt-6-luna", usage=TokenUsage(10, completion_tokens=2),
+        text="Hello",
+        requested_model="gpt-6-luna",
+        served_model="gpt-6-luna",
+        usage=TokenUsage(10, completion_tokens=2),
         cost_usd=Decimal("0.00001"),
     )
     shown = blocks.rewrite_result(Rewrite(text="Hello", style="clear", completion=completion), None)

@@ -162,7 +162,11 @@ async def test_respond_sends_bolts_fields_with_blocks_as_json_and_leaves_out_the
 
     first, second = fake_slack.calls_to("response_url:r6")
     assert first.params["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": "*hi*"}}]
-    assert (first.params["text"], first.params["thread_ts"], first.params["response_type"]) == ("fallback", "1700.1", "ephemeral")
+    assert (first.params["text"], first.params["thread_ts"], first.params["response_type"]) == (
+        "fallback",
+        "1700.1",
+        "ephemeral",
+    )
     assert "replace_original" not in first.params and "delete_original" not in first.params
     assert second.params == {"text": "", "delete_original": True}
 

@@ -46,8 +46,14 @@ def test_a_quiet_period_is_one_short_line():
 
 
 def test_missing_figures_are_said_not_invented():
-    digest = sample_digest(savings=None, energy=Energy(0.0, (), 40), quotas=(), unpriced=2, previous_requests=0,
-                           previous_cost_usd=Decimal(0))
+    digest = sample_digest(
+        savings=None,
+        energy=Energy(0.0, (), 40),
+        quotas=(),
+        unpriced=2,
+        previous_requests=0,
+        previous_cost_usd=Decimal(0),
+    )
 
     _, blocks = digest_message(digest, {}, chart=False)
 

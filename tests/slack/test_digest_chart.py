@@ -55,9 +55,13 @@ def test_each_bar_says_its_total_as_money():
 
 
 def test_money_is_written_as_everywhere_else_in_frugal():
-    assert (money(0.8), money(0.30000000000000004), money(Decimal("0.581")), money(Decimal("0.00042")), money(12.5)) == (
-        "$0.80", "$0.30", "$0.58", "$0.00042", "$12.50"
-    )
+    assert (
+        money(0.8),
+        money(0.30000000000000004),
+        money(Decimal("0.581")),
+        money(Decimal("0.00042")),
+        money(12.5),
+    ) == ("$0.80", "$0.30", "$0.58", "$0.00042", "$12.50")
     assert (money(0), money(Decimal("1234.5"))) == ("$0.00", "$1,234.50")
 
 

@@ -40,13 +40,24 @@ async def _install(frugal, fake_slack, *, team_id: str | None, enterprise_id: st
     return workspace
 
 
-def _grid_command(command: str, text_: str, *, team_id: str, enterprise_id: str, org_wide: bool, response_url: str,
-                  user_id: str = ADMIN, channel_id: str = CHANNEL) -> str:
+def _grid_command(
+    command: str,
+    text_: str,
+    *,
+    team_id: str,
+    enterprise_id: str,
+    org_wide: bool,
+    response_url: str,
+    user_id: str = ADMIN,
+    channel_id: str = CHANNEL,
+) -> str:
     """A slash command as Slack sends it from a workspace of a Grid org."""
-    body, _ = slash_command(command, text_, team_id=team_id, user_id=user_id, channel_id=channel_id,
-                            response_url=response_url)
+    body, _ = slash_command(
+        command, text_, team_id=team_id, user_id=user_id, channel_id=channel_id, response_url=response_url
+    )
     fields = dict(parse_qsl(body)) | {
-        "enterprise_id": enterprise_id, "enterprise_name": f"Org {enterprise_id}",
+        "enterprise_id": enterprise_id,
+        "enterprise_name": f"Org {enterprise_id}",
         "is_enterprise_install": "true" if org_wide else "false",
     }
     return urlencode(fields)
@@ -54,7 +65,9 @@ def _grid_command(command: str, text_: str, *, team_id: str, enterprise_id: str,
 
 async def _send(frugal, fake_slack, command: str, text_: str, **grid: Any) -> Any:
     name = f"g{len(fake_slack.calls)}"
-    response = await frugal.post(_grid_command(command, text_, response_url=fake_slack.response_url(name), **grid), FORM)
+    response = await frugal.post(
+        _grid_command(command, text_, response_url=fake_slack.response_url(name), **grid), FORM
+    )
     assert response.status == 200
     return name
 
@@ -68,8 +81,9 @@ async def _digest_posts(fake_slack, token: str) -> list[Any]:
 @pytest.mark.parametrize("org_wide", [False, True], ids=["workspace install", "org-wide install"])
 async def test_a_grid_workspace_gets_its_digest_with_its_token(start_frugal, migrated_url, fake_slack, org_wide):
     frugal = await start_frugal(migrated_url, **GRID_ENV)
-    installed = await _install(frugal, fake_slack, team_id=None if org_wide else "TGRID1", enterprise_id="EORG1",
-                               org_wide=org_wide)
+    installed = await _install(
+        frugal, fake_slack, team_id=None if org_wide else "TGRID1", enterprise_id="EORG1", org_wide=org_wide
+    )
     grid = {"team_id": "TGRID1", "enterprise_id": "EORG1", "org_wide": org_wide}
 
     await _send(frugal, fake_slack, "/frugal", "digest daily 09:00", **grid)
@@ -87,8 +101,9 @@ async def test_a_grid_workspaces_digest_is_posted_by_a_process_that_saw_none_of_
     # The scheduler posts digests with no request to read the org from: the org must be stored.
     first = await start_frugal(migrated_url, **GRID_ENV)
     installed = await _install(first, fake_slack, team_id=None, enterprise_id="EORG2", org_wide=True)
-    await _send(first, fake_slack, "/frugal", "digest daily 09:00", team_id="TGRID2", enterprise_id="EORG2",
-                org_wide=True)
+    await _send(
+        first, fake_slack, "/frugal", "digest daily 09:00", team_id="TGRID2", enterprise_id="EORG2", org_wide=True
+    )
     await settle_listeners()
 
     later = await start_frugal(migrated_url, **GRID_ENV)
@@ -103,8 +118,16 @@ async def test_a_grid_workspaces_admins_get_the_alert_dm(start_frugal, migrated_
     primary = frugal.container.settings.models[0]
     fake_openai.set_behaviour(primary, Fail.insufficient_quota())
 
-    await _send(frugal, fake_slack, "/rewrite", "formal: can u send the report pls", team_id="TGRID3",
-                enterprise_id="EORG3", org_wide=False, user_id="UMEMBER")
+    await _send(
+        frugal,
+        fake_slack,
+        "/rewrite",
+        "formal: can u send the report pls",
+        team_id="TGRID3",
+        enterprise_id="EORG3",
+        org_wide=False,
+        user_id="UMEMBER",
+    )
     [dm] = await fake_slack.await_calls("chat.postMessage", predicate=lambda c: c.params.get("channel") == ADMIN)
     await settle_listeners()
 
@@ -117,8 +140,11 @@ async def test_the_migration_records_the_org_of_grid_workspaces_already_installe
     engine = make_engine(database_url)
     try:
         async with engine.begin() as conn:
-            for team, enterprise, at in [("TA", "EA", datetime(2026, 1, 1)), ("TA", "EB", datetime(2026, 2, 1)),
-                                         ("TC", None, datetime(2026, 1, 1))]:
+            for team, enterprise, at in [
+                ("TA", "EA", datetime(2026, 1, 1)),
+                ("TA", "EB", datetime(2026, 2, 1)),
+                ("TC", None, datetime(2026, 1, 1)),
+            ]:
                 await conn.execute(
                     text(
                         "INSERT INTO slack_bots (client_id, app_id, enterprise_id, team_id, bot_token, bot_id, "
@@ -129,7 +155,9 @@ async def test_the_migration_records_the_org_of_grid_workspaces_already_installe
                 )
         await upgrade(database_url, "0010")
         async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT team_id, enterprise_id, is_enterprise_install FROM slack_workspaces"))).all()
+            rows = (
+                await conn.execute(text("SELECT team_id, enterprise_id, is_enterprise_install FROM slack_workspaces"))
+            ).all()
     finally:
         await engine.dispose()
 

@@ -28,7 +28,9 @@ async def _rewrite(frugal, fake_slack, text: str) -> str:
 
 
 async def test_rewrite_over_the_channel_quota_is_refused_without_a_model_call(frugal, fake_openai, fake_slack):
-    await frugal.container.quota.set_limit("T0001", Scope.CHANNEL, "C0001", parse_limit("1 request/day"), set_by="UADMIN")
+    await frugal.container.quota.set_limit(
+        "T0001", Scope.CHANNEL, "C0001", parse_limit("1 request/day"), set_by="UADMIN"
+    )
 
     first = await _rewrite(frugal, fake_slack, "first one")
     refused = await _rewrite(frugal, fake_slack, "second one")
@@ -55,7 +57,9 @@ async def test_classify_over_the_default_usd_quota_is_refused_the_same_way(fruga
     _, name = await frugal.command("/classify", "[bug, praise] it crashes", channel_id="C0002")
     [answer] = await fake_slack.await_calls(f"response_url:{name}")
 
-    assert answer.params["text"].startswith(":no_entry: The workspace's default per-channel quota of *$0.000001 per month*")
+    assert answer.params["text"].startswith(
+        ":no_entry: The workspace's default per-channel quota of *$0.000001 per month*"
+    )
     assert "$0.00 of $0.000001 used, with only $0.000001 left, less than this request may need" in answer.params["text"]
     assert DATE_TOKEN.search(answer.params["text"])
     await settle_listeners()
@@ -63,8 +67,16 @@ async def test_classify_over_the_default_usd_quota_is_refused_the_same_way(fruga
 
 
 def _use(scope: str, metric: Metric, limit: str, used: str) -> QuotaUse:
-    return QuotaUse(scope, {"channel": "C1", "user": "U1"}.get(scope, ""), metric, Period.MONTH, Decimal(limit), Decimal(used),
-                    datetime(2026, 11, 1, tzinfo=timezone.utc), DEC_1)
+    return QuotaUse(
+        scope,
+        {"channel": "C1", "user": "U1"}.get(scope, ""),
+        metric,
+        Period.MONTH,
+        Decimal(limit),
+        Decimal(used),
+        datetime(2026, 11, 1, tzinfo=timezone.utc),
+        DEC_1,
+    )
 
 
 def test_the_reset_is_a_slack_date_in_the_readers_zone_with_a_utc_fallback():

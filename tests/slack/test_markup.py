@@ -21,7 +21,9 @@ def test_the_model_sees_placeholders_and_characters_and_its_answer_comes_back_fi
     masked, restore = markup.mask("Q&amp;A with <@W222> at <https://x.io|docs> :tada: `a<b`")
 
     assert masked == "Q&A with ⟦1⟧ at ⟦2⟧ ⟦3⟧ ⟦4⟧"
-    assert restore("<b>Q&A</b> ⟦2⟧ ⟦1⟧ ⟦1⟧ ⟦9⟧ ⟦3⟧") == "&lt;b&gt;Q&amp;A&lt;/b&gt; <https://x.io|docs> <@W222>   :tada:"
+    assert (
+        restore("<b>Q&A</b> ⟦2⟧ ⟦1⟧ ⟦1⟧ ⟦9⟧ ⟦3⟧") == "&lt;b&gt;Q&amp;A&lt;/b&gt; <https://x.io|docs> <@W222>   :tada:"
+    )
 
 
 def test_a_placeholder_repeated_500_times_is_restored_once():

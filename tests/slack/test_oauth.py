@@ -133,7 +133,9 @@ async def _uninstall_then_command(oauth_frugal, fake_slack, fake_openai, install
     return after
 
 
-async def test_app_uninstalled_removes_the_installation_and_keeps_the_history(oauth_frugal, fake_slack, fake_openai, install):
+async def test_app_uninstalled_removes_the_installation_and_keeps_the_history(
+    oauth_frugal, fake_slack, fake_openai, install
+):
     await _uninstall_then_command(oauth_frugal, fake_slack, fake_openai, install, {"type": "app_uninstalled"})
 
     assert await _count(oauth_frugal, "slack_installations", "T1") == 0
@@ -223,7 +225,9 @@ async def _home_of(frugal, fake_slack, workspace, user: str) -> tuple[str, str]:
     return json.dumps(publish.params["view"], ensure_ascii=False), publish.token
 
 
-async def test_two_workspaces_installed_by_oauth_see_only_their_own_data(oauth_frugal, fake_slack, fake_openai, install):
+async def test_two_workspaces_installed_by_oauth_see_only_their_own_data(
+    oauth_frugal, fake_slack, fake_openai, install
+):
     fake_slack.strict_tokens = True
     a = await install(oauth_frugal, "TA")
     b = await install(oauth_frugal, "TB")
@@ -246,7 +250,10 @@ async def test_two_workspaces_installed_by_oauth_see_only_their_own_data(oauth_f
     assert all("I don't know" not in p.params["text"] for p in posts)
     [replies] = fake_slack.calls_to("conversations.replies")
     assert (replies.params["channel"], replies.token) == ("CB", b.token)
-    assert (await _count(oauth_frugal, "usage_ledger", "TA"), await _count(oauth_frugal, "usage_ledger", "TB")) == (2, 3)
+    assert (await _count(oauth_frugal, "usage_ledger", "TA"), await _count(oauth_frugal, "usage_ledger", "TB")) == (
+        2,
+        3,
+    )
 
     # Each user claims membership of both channels: a request signed for A still reads nothing of B.
     fake_slack.responses["users.conversations"] = {"ok": True, "channels": [{"id": "CA"}, {"id": "CB"}]}
@@ -290,14 +297,20 @@ async def test_a_message_shortcut_posts_in_thread_with_its_own_workspaces_token(
     for workspace, channel in ((a, "CA"), (b, "CB")):
         name = f"sc{workspace.team_id}"
         body, content_type = message_shortcut(
-            REWRITE_SHORTCUT, message, team_id=workspace.team_id, channel_id=channel,
+            REWRITE_SHORTCUT,
+            message,
+            team_id=workspace.team_id,
+            channel_id=channel,
             response_url=fake_slack.response_url(name),
         )
         assert (await oauth_frugal.post(body, content_type)).status == 200
         [answer] = await fake_slack.await_calls(f"response_url:{name}")
         [button] = [e for blk in answer.params["blocks"] if blk["type"] == "actions" for e in blk["elements"]]
         body, content_type = block_actions(
-            button["action_id"], button["value"], team_id=workspace.team_id, channel_id=channel,
+            button["action_id"],
+            button["value"],
+            team_id=workspace.team_id,
+            channel_id=channel,
             response_url=fake_slack.response_url(f"{name}-post"),
         )
         assert (await oauth_frugal.post(body, content_type)).status == 200
@@ -307,4 +320,7 @@ async def test_a_message_shortcut_posts_in_thread_with_its_own_workspaces_token(
         ("CA", "1700000000.000500", a.token),
         ("CB", "1700000000.000500", b.token),
     ]
-    assert (await _count(oauth_frugal, "usage_ledger", "TA"), await _count(oauth_frugal, "usage_ledger", "TB")) == (1, 1)
+    assert (await _count(oauth_frugal, "usage_ledger", "TA"), await _count(oauth_frugal, "usage_ledger", "TB")) == (
+        1,
+        1,
+    )

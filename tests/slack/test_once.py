@@ -125,7 +125,9 @@ class _HeldClaims:
 
 def _command_app(claims, worked: list[str], errors: list[Exception], *, fail: Exception | None = None) -> AsyncApp:
     async def authorize(**_: object) -> AuthorizeResult:
-        return AuthorizeResult(enterprise_id=None, team_id="T0001", bot_token="xoxb-unit", bot_user_id="UBOT", bot_id="B1")
+        return AuthorizeResult(
+            enterprise_id=None, team_id="T0001", bot_token="xoxb-unit", bot_user_id="UBOT", bot_id="B1"
+        )
 
     async def on_error(error: Exception, respond=None) -> None:
         errors.append(error)

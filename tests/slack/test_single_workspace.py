@@ -32,7 +32,9 @@ async def _ledger(frugal) -> list[tuple[str, str]]:
 
 
 async def _rewrite(frugal, fake_slack, *, team_id: str, channel_id: str = SHARED) -> str:
-    _, name = await frugal.command("/rewrite", "formal: can u send the report pls", team_id=team_id, channel_id=channel_id)
+    _, name = await frugal.command(
+        "/rewrite", "formal: can u send the report pls", team_id=team_id, channel_id=channel_id
+    )
     [reply] = await fake_slack.await_calls(f"response_url:{name}")
     return reply.params["text"]
 

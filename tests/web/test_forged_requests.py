@@ -73,13 +73,18 @@ FORGERIES: dict[str, Callable[[bytes], dict[str, str]]] = {
     "empty timestamp": _signed_with(""),
     "timestamp 1.5": _signed_with("1.5"),
     "timestamp with a plus sign": lambda body: _signed_with("+" + _now())(body),
-    "timestamp in Arabic-Indic digits": lambda body: _signed_with(_now().translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")))(body),
+    "timestamp in Arabic-Indic digits": lambda body: _signed_with(
+        _now().translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    )(body),
     "timestamp of 5000 digits": _signed_with("9" * 5000),
     "stale timestamp": lambda body: _signed_with(str(int(time.time()) - 600))(body),
     "timestamp from the future": lambda body: _signed_with(str(int(time.time()) + 600))(body),
     "non-ASCII signature": lambda body: {"X-Slack-Request-Timestamp": _now(), "X-Slack-Signature": "v0=é" + "0" * 63},
     "empty signature": lambda body: {"X-Slack-Request-Timestamp": _now(), "X-Slack-Signature": ""},
-    "signature without v0=": lambda body: {"X-Slack-Request-Timestamp": _now(), "X-Slack-Signature": _hmac(SIGNING_SECRET, _now(), body)[3:]},
+    "signature without v0=": lambda body: {
+        "X-Slack-Request-Timestamp": _now(),
+        "X-Slack-Signature": _hmac(SIGNING_SECRET, _now(), body)[3:],
+    },
     "wrong secret": lambda body: _signed_with(_now(), secret="not-the-secret")(body),
     "signature of another body": lambda body: _signed_with(_now())(body + b"&x=1"),
     "no signature headers": lambda body: {},
@@ -101,7 +106,10 @@ def _bodies(response_url: str) -> dict[str, tuple[bytes, str]]:
         "JSON array": (json.dumps([{"response_url": response_url}]), "application/json"),
     }
     bodies = {name: (body.encode(), content_type) for name, (body, content_type) in forms.items()}
-    bodies["not UTF-8"] = (b"command=/rewrite&text=\xff\xfe&response_url=" + response_url.encode(), "application/x-www-form-urlencoded")
+    bodies["not UTF-8"] = (
+        b"command=/rewrite&text=\xff\xfe&response_url=" + response_url.encode(),
+        "application/x-www-form-urlencoded",
+    )
     return bodies
 
 

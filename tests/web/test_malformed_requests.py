@@ -40,17 +40,25 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
     "a JSON number": (b"5", JSON),
     "payload= holding an array": (urlencode({"payload": "[1, 2]"}).encode(), FORM),
     "payload= holding actions that are not objects": (
-        urlencode({"payload": json.dumps({"type": "block_actions", "actions": ["x"]})}).encode(), FORM
+        urlencode({"payload": json.dumps({"type": "block_actions", "actions": ["x"]})}).encode(),
+        FORM,
     ),
     "event that is a string": (json.dumps({"type": "event_callback", "event_id": "Ev1", "event": "x"}).encode(), JSON),
     "event_callback without an event": (json.dumps({"type": "event_callback", "event_id": "Ev2"}).encode(), JSON),
     "team that is a list": (json.dumps({"type": "block_actions", "team": ["x"], "actions": [{}]}).encode(), JSON),
     "block_actions without actions": (json.dumps({"type": "block_actions", "actions": []}).encode(), JSON),
     "authorizations that is a string": (
-        json.dumps({"type": "event_callback", "event": _MENTION, "authorizations": "x"}).encode(), JSON
+        json.dumps({"type": "event_callback", "event": _MENTION, "authorizations": "x"}).encode(),
+        JSON,
     ),
-    "team_id that is a number": (json.dumps({"type": "event_callback", "event": _MENTION, "team_id": 5}).encode(), JSON),
-    "event_id that is a list": (json.dumps({"type": "event_callback", "event": _MENTION, "event_id": ["x"]}).encode(), JSON),
+    "team_id that is a number": (
+        json.dumps({"type": "event_callback", "event": _MENTION, "team_id": 5}).encode(),
+        JSON,
+    ),
+    "event_id that is a list": (
+        json.dumps({"type": "event_callback", "event": _MENTION, "event_id": ["x"]}).encode(),
+        JSON,
+    ),
 }
 
 
@@ -137,21 +145,51 @@ async def test_a_command_missing_a_field_is_told_so_in_its_ack(
 
 MESSAGE = {"type": "message", "user": "U0002", "ts": "1700000000.000200", "text": "hello there"}
 INTERACTIONS_MISSING = {
-    "Post button without channel": (lambda url: block_actions("rewrite_post", "hello", response_url=url), ("channel",), "channel"),
-    "Post button without value": (lambda url: block_actions("rewrite_post", "hello", response_url=url), ("actions", 0, "value"), "button value"),
+    "Post button without channel": (
+        lambda url: block_actions("rewrite_post", "hello", response_url=url),
+        ("channel",),
+        "channel",
+    ),
+    "Post button without value": (
+        lambda url: block_actions("rewrite_post", "hello", response_url=url),
+        ("actions", 0, "value"),
+        "button value",
+    ),
     "style button without value": (
-        lambda url: block_actions("rewrite_style_formal", "hello", response_url=url), ("actions", 0, "value"), "button value"
+        lambda url: block_actions("rewrite_style_formal", "hello", response_url=url),
+        ("actions", 0, "value"),
+        "button value",
     ),
     "style button without channel": (
-        lambda url: block_actions("rewrite_style_formal", "hello", response_url=url), ("channel",), "channel"
+        lambda url: block_actions("rewrite_style_formal", "hello", response_url=url),
+        ("channel",),
+        "channel",
     ),
     "Post in thread without value": (
-        lambda url: block_actions("post_in_thread", "hello", response_url=url), ("actions", 0, "value"), "button value"
+        lambda url: block_actions("post_in_thread", "hello", response_url=url),
+        ("actions", 0, "value"),
+        "button value",
     ),
-    "Post in thread without channel": (lambda url: block_actions("post_in_thread", "hello", response_url=url), ("channel",), "channel"),
-    "button without its user": (lambda url: block_actions("rewrite_post", "hello", response_url=url), ("user",), "user"),
-    "shortcut without channel": (lambda url: message_shortcut("rewrite_message", MESSAGE, response_url=url), ("channel",), "channel"),
-    "shortcut without message": (lambda url: message_shortcut("classify_message", MESSAGE, response_url=url), ("message",), "message"),
+    "Post in thread without channel": (
+        lambda url: block_actions("post_in_thread", "hello", response_url=url),
+        ("channel",),
+        "channel",
+    ),
+    "button without its user": (
+        lambda url: block_actions("rewrite_post", "hello", response_url=url),
+        ("user",),
+        "user",
+    ),
+    "shortcut without channel": (
+        lambda url: message_shortcut("rewrite_message", MESSAGE, response_url=url),
+        ("channel",),
+        "channel",
+    ),
+    "shortcut without message": (
+        lambda url: message_shortcut("classify_message", MESSAGE, response_url=url),
+        ("message",),
+        "message",
+    ),
 }
 
 
@@ -187,7 +225,8 @@ async def test_a_mention_missing_a_field_is_dropped_with_one_log_line(frugal, fa
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
     assert fake_openai.requests == []
     assert [r.getMessage() for r in caplog.records if r.name == "bot.slack.app"] == [
-        "a Slack app_mention arrived without its " + {"channel": "channel", "ts": "message", "user": "user"}[missing]
+        "a Slack app_mention arrived without its "
+        + {"channel": "channel", "ts": "message", "user": "user"}[missing]
         + "; nothing was done"
     ]
     assert _errors(caplog) == []

@@ -67,7 +67,9 @@ async def ledger(frugal) -> list:
 
 async def test_requests_tokens_cost_and_latency_by_task_and_model(start, migrated_url, fake_openai, fake_slack):
     frugal = await start(migrated_url)
-    fake_openai.script("gpt-4.1-nano", Reply("Hello there.", prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
+    fake_openai.script(
+        "gpt-4.1-nano", Reply("Hello there.", prompt_tokens=1000, completion_tokens=500, cached_tokens=200)
+    )
     await ask(frugal, fake_slack, "/rewrite", "hello", user_id="U42", channel_id="C42")
     await ask(frugal, fake_slack, "/classify", "[bug, feature] the app crashes", user_id="U42", channel_id="C42")
 
@@ -83,7 +85,9 @@ async def test_requests_tokens_cost_and_latency_by_task_and_model(start, migrate
     # 800 × $0.10 + 200 × $0.025 + 500 × $0.40 per million tokens
     assert value(samples, "frugal_model_cost_usd_total", task="rewrite", **nano) == pytest.approx(0.000285)
     [classified] = [row for row in await ledger(frugal) if row.task == "classify"]
-    assert value(samples, "frugal_model_tokens_total", task="classify", kind="prompt", **nano) == classified.prompt_tokens
+    assert (
+        value(samples, "frugal_model_tokens_total", task="classify", kind="prompt", **nano) == classified.prompt_tokens
+    )
     assert value(samples, "frugal_model_cost_usd_total", task="classify", **nano) == pytest.approx(
         float(classified.cost_usd)
     )
@@ -108,8 +112,10 @@ async def test_a_fallback_is_counted_once_with_its_reason(start, migrated_url, f
     assert total(samples, "frugal_fallbacks_total") == 1
     assert value(samples, "frugal_model_requests_total", task="rewrite", model="gpt-4.1-nano", outcome="error") == 2
     assert value(samples, "frugal_model_requests_total", task="rewrite", model="gpt-4o-mini", outcome="ok") == 1
-    assert value(samples, "frugal_model_call_latency_seconds_count", task="rewrite", model="gpt-4.1-nano",
-                 outcome="error") == 2
+    assert (
+        value(samples, "frugal_model_call_latency_seconds_count", task="rewrite", model="gpt-4.1-nano", outcome="error")
+        == 2
+    )
     assert total(samples, "frugal_model_requests_total") == len(await ledger(frugal))
 
 

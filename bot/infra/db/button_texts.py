@@ -102,8 +102,13 @@ class SqlButtonTexts:
         if row is None:
             return None
         return ButtonText(
-            team_id=row.team_id, channel_id=row.channel_id, user_id=row.user_id, kind=row.kind, text=row.text,
-            original=row.original, thread_ts=row.thread_ts,
+            team_id=row.team_id,
+            channel_id=row.channel_id,
+            user_id=row.user_id,
+            kind=row.kind,
+            text=row.text,
+            original=row.original,
+            thread_ts=row.thread_ts,
         )
 
     async def purge(self) -> int:

@@ -49,7 +49,9 @@ class SqlClassifyCache:
             raise
         if row is None:
             return None
-        return CachedLabel(label=row.label, confidence=row.confidence, served_model=row.served_model, created_at=row.created_at)
+        return CachedLabel(
+            label=row.label, confidence=row.confidence, served_model=row.served_model, created_at=row.created_at
+        )
 
     async def put(self, key: str, team_id: str, entry: CachedLabel) -> None:
         """Store (or refresh) the label under `key`; raises StoreUnavailable while the database is away."""

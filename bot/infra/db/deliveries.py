@@ -72,8 +72,12 @@ def claims_engine(url: URL) -> AsyncEngine:
     """A small engine of its own for claims, in autocommit at connect time (no per-use isolation switch)."""
     # Every statement commits by itself, so there is never anything to roll back when a connection returns.
     return create_async_engine(
-        url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None,
-        pool_size=CLAIM_POOL_SIZE, max_overflow=CLAIM_POOL_OVERFLOW, pool_recycle=1800,
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,
+        pool_size=CLAIM_POOL_SIZE,
+        max_overflow=CLAIM_POOL_OVERFLOW,
+        pool_recycle=1800,
     )
 
 

@@ -31,17 +31,28 @@ class SqlDigestQueries:
             result = await session.execute(usage_groups_statement(dialect, team_id, channel_id, bounds))
             return [
                 UsageGroup(
-                    bucket=int(b), model=model, ok=outcome == "ok", error_code=code, rows=int(n),
-                    prompt_tokens=int(p), cached_tokens=int(c), completion_tokens=int(o),
-                    cost_usd=money.usd(cost), unpriced=int(unpriced), compared=int(compared),
-                    compared_cost_usd=money.usd(c_cost), compared_baseline_usd=money.usd(c_base),
-                    energy_wh=float(wh), energy_missing=int(wh_missing),
+                    bucket=int(b),
+                    model=model,
+                    ok=outcome == "ok",
+                    error_code=code,
+                    rows=int(n),
+                    prompt_tokens=int(p),
+                    cached_tokens=int(c),
+                    completion_tokens=int(o),
+                    cost_usd=money.usd(cost),
+                    unpriced=int(unpriced),
+                    compared=int(compared),
+                    compared_cost_usd=money.usd(c_cost),
+                    compared_baseline_usd=money.usd(c_base),
+                    energy_wh=float(wh),
+                    energy_missing=int(wh_missing),
                 )
-                for b, model, outcome, code, n, p, c, o, cost, unpriced, compared, c_cost, c_base, wh, wh_missing
-                in result
+                for b, model, outcome, code, n, p, c, o, cost, unpriced, compared, c_cost, c_base, wh, wh_missing in result
             ]
 
-    async def top_users(self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> list[UserCost]:
+    async def top_users(
+        self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[UserCost]:
         """The users with the highest cost in [start, end)."""
         async with self._sessions() as session:
             dialect = session.get_bind().dialect.name
@@ -50,7 +61,9 @@ class SqlDigestQueries:
             return [UserCost(user_id, int(n), money.usd(total)) for user_id, n, total in result]
 
 
-def top_users_statement(dialect: str, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int) -> Select:
+def top_users_statement(
+    dialect: str, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int
+) -> Select:
     """The GROUP BY user over one channel's answered requests in [start, end), costliest first."""
     cost = MoneySum(dialect).sum(L.cost_usd)
     return (
@@ -68,20 +81,26 @@ def usage_groups_statement(dialect: str, team_id: str, channel_id: str, bounds: 
     # Ascending bounds, so the first matching WHEN is the row's bucket; integers inline for the planner.
     inner = bounds[1:-1]
     last = literal_column(str(len(bounds) - 2))
-    bucket = case(*[(L.created_at < b, literal_column(str(i))) for i, b in enumerate(inner)], else_=last) if inner else last
+    bucket = (
+        case(*[(L.created_at < b, literal_column(str(i))) for i, b in enumerate(inner)], else_=last) if inner else last
+    )
     money = MoneySum(dialect)
-    rows = _in_window(team_id, channel_id, bounds[0], bounds[-1]).add_columns(
-        bucket.label("bucket"),
-        L.requested_model,
-        L.outcome,
-        L.error_code,
-        L.prompt_tokens,
-        L.cached_tokens,
-        L.completion_tokens,
-        L.cost_usd,
-        L.baseline_cost_usd,
-        L.energy_wh,
-    ).subquery()
+    rows = (
+        _in_window(team_id, channel_id, bounds[0], bounds[-1])
+        .add_columns(
+            bucket.label("bucket"),
+            L.requested_model,
+            L.outcome,
+            L.error_code,
+            L.prompt_tokens,
+            L.cached_tokens,
+            L.completion_tokens,
+            L.cost_usd,
+            L.baseline_cost_usd,
+            L.energy_wh,
+        )
+        .subquery()
+    )
     both = and_(rows.c.cost_usd.is_not(None), rows.c.baseline_cost_usd.is_not(None))
     return select(
         rows.c.bucket,
@@ -103,6 +122,8 @@ def usage_groups_statement(dialect: str, team_id: str, channel_id: str, bounds: 
 
 
 def _in_window(team_id: str, channel_id: str, start: datetime, end: datetime):
-    return select().select_from(L).where(
-        L.team_id == team_id, L.channel_id == channel_id, L.created_at >= start, L.created_at < end
+    return (
+        select()
+        .select_from(L)
+        .where(L.team_id == team_id, L.channel_id == channel_id, L.created_at >= start, L.created_at < end)
     )

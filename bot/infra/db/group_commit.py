@@ -122,7 +122,9 @@ class GroupCommit(Generic[T]):
         if self._keep is None or not self._keep(err):
             return False
         if not self._outage:
-            log.warning("database unreachable (%s): %s are kept in memory until it is back", type(err).__name__, self._what)
+            log.warning(
+                "database unreachable (%s): %s are kept in memory until it is back", type(err).__name__, self._what
+            )
         self._outage = True
         _settle(batch)
         self._pending = batch + self._pending

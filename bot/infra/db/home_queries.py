@@ -50,6 +50,8 @@ class SqlHomeQueries:
 
 def _answered(team_id: str, start: datetime, end: datetime):
     # Failed attempts cost nothing and are not requests people got answers to.
-    return select().select_from(L).where(
-        L.team_id == team_id, L.created_at >= start, L.created_at < end, L.outcome == "ok"
+    return (
+        select()
+        .select_from(L)
+        .where(L.team_id == team_id, L.created_at >= start, L.created_at < end, L.outcome == "ok")
     )

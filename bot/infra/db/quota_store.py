@@ -146,7 +146,10 @@ class SqlQuotaStore:
         # The claim that took the delivery over is newer than the hold: it was made by an earlier claimer.
         newer_claim = (
             select(literal(1))
-            .where(DeliveryRow.key == QuotaReservationRow.request_key, DeliveryRow.claimed_at > QuotaReservationRow.created_at)
+            .where(
+                DeliveryRow.key == QuotaReservationRow.request_key,
+                DeliveryRow.claimed_at > QuotaReservationRow.created_at,
+            )
             .exists()
         )
         holds = await self._holds(and_(QuotaReservationRow.request_key == request_key, newer_claim))
@@ -209,7 +212,10 @@ class SqlQuotaStore:
         usage = settlement.usage
         async with self._single_statements.connect() as conn:
             params = {
-                "id": settlement.reservation_id, "requests": usage.requests, "tokens": usage.tokens, "usd": usage.usd,
+                "id": settlement.reservation_id,
+                "requests": usage.requests,
+                "tokens": usage.tokens,
+                "usd": usage.usd,
                 "now": datetime.now(timezone.utc),
             }
             rows = (await conn.execute(_SETTLE, params)).all()
@@ -217,8 +223,16 @@ class SqlQuotaStore:
         fired = tuple(
             FiredAlert(
                 team_id=row.r_team,
-                limit=_limit_of(row.r_scope, row.r_target, row.r_metric, row.r_period, row.r_amount,
-                                row.r_mode, row.r_alerts, row.r_downgrade),
+                limit=_limit_of(
+                    row.r_scope,
+                    row.r_target,
+                    row.r_metric,
+                    row.r_period,
+                    row.r_amount,
+                    row.r_mode,
+                    row.r_alerts,
+                    row.r_downgrade,
+                ),
                 counted=row.r_counted,
                 period_start=row.r_start,
                 threshold=row.r_threshold,
@@ -256,8 +270,11 @@ class SqlQuotaStore:
         statement = statement.on_conflict_do_update(
             index_elements=["team_id", "scope", "target", "metric", "period"],
             set_={
-                "amount": statement.excluded.amount, "set_by": statement.excluded.set_by, "set_at": now,
-                "mode": statement.excluded.mode, "alerts": statement.excluded.alerts,
+                "amount": statement.excluded.amount,
+                "set_by": statement.excluded.set_by,
+                "set_at": now,
+                "mode": statement.excluded.mode,
+                "alerts": statement.excluded.alerts,
                 "downgrade": statement.excluded.downgrade,
             },
         )
@@ -304,17 +321,25 @@ class SqlQuotaStore:
         self, team_id: str, user_id: str, starts: Mapping[Period, datetime]
     ) -> list[CounterState]:
         """The per-person limits that apply to a user (their own, or the per-person default), with counters."""
-        which = and_(_applies(team_id, "", user_id), QuotaLimitRow.scope.in_([Scope.USER.value, Scope.DEFAULT_USER.value]))
+        which = and_(
+            _applies(team_id, "", user_id), QuotaLimitRow.scope.in_([Scope.USER.value, Scope.DEFAULT_USER.value])
+        )
         return await self._read_counters(team_id, "", user_id, starts, which)
 
     async def _read_counters(
-        self, team_id: str, channel_id: str, user_id: str | None, starts: Mapping[Period, datetime],
+        self,
+        team_id: str,
+        channel_id: str,
+        user_id: str | None,
+        starts: Mapping[Period, datetime],
         which: ColumnElement[bool],
     ) -> list[CounterState]:
         counted = _counted(channel_id, user_id)
         start = _start_of(starts)
         query = (
-            select(QuotaLimitRow, QuotaCounterRow.id.label("counter_id"), QuotaCounterRow.used, QuotaCounterRow.reserved)
+            select(
+                QuotaLimitRow, QuotaCounterRow.id.label("counter_id"), QuotaCounterRow.used, QuotaCounterRow.reserved
+            )
             .outerjoin(
                 QuotaCounterRow,
                 and_(
@@ -340,9 +365,16 @@ class SqlQuotaStore:
                 if used is None:
                     used = _ledger_used(conn, team_id, limit, who, starts[limit.period], money)
                     reserved = Decimal(0)
-                states.append(CounterState(
-                    limit, starts[limit.period], Decimal(used), Decimal(reserved), counter_id=row.counter_id, counted=who,
-                ))
+                states.append(
+                    CounterState(
+                        limit,
+                        starts[limit.period],
+                        Decimal(used),
+                        Decimal(reserved),
+                        counter_id=row.counter_id,
+                        counted=who,
+                    )
+                )
             return states
 
         async with self._engine.connect() as conn:
@@ -374,8 +406,16 @@ class SqlQuotaStore:
         level = rows[0].r_level
         counters = tuple(
             CounterState(
-                _limit_of(row.r_scope, row.r_target, row.r_metric, row.r_period, row.r_amount,
-                          row.r_mode, row.r_alerts, row.r_downgrade),
+                _limit_of(
+                    row.r_scope,
+                    row.r_target,
+                    row.r_metric,
+                    row.r_period,
+                    row.r_amount,
+                    row.r_mode,
+                    row.r_alerts,
+                    row.r_downgrade,
+                ),
                 row.r_start,
                 Decimal(row.r_used),
                 Decimal(row.r_reserved),
@@ -385,7 +425,10 @@ class SqlQuotaStore:
             for row in rows
         )
         return Reservation(
-            request.reservation_id, level, held=level is not None, counters=counters,
+            request.reservation_id,
+            level,
+            held=level is not None,
+            counters=counters,
             downgraded=bool(rows[0].r_downgraded),
         )
 
@@ -395,12 +438,19 @@ class SqlQuotaStore:
         """Record that a full limit refused (threshold `threshold`); the alert if this was the first record."""
         if counter.counter_id is None:
             return None
-        statement = _insert_alert(self._postgres, counter.counter_id, threshold, counter.limit.amount, counter.used,
-                                  datetime.now(timezone.utc))
+        statement = _insert_alert(
+            self._postgres,
+            counter.counter_id,
+            threshold,
+            counter.limit.amount,
+            counter.used,
+            datetime.now(timezone.utc),
+        )
         if not await self._transaction(lambda conn: conn.execute(statement).first() is not None):
             return None
-        return FiredAlert(team_id, counter.limit, counter.counted, counter.period_start, threshold, counter.used,
-                          refused=True)
+        return FiredAlert(
+            team_id, counter.limit, counter.counted, counter.period_start, threshold, counter.used, refused=True
+        )
 
     async def top_user(
         self, team_id: str, scope: Scope, counted: str, metric: Metric, start: datetime
@@ -412,15 +462,18 @@ class SqlQuotaStore:
         )
         query = (
             select(by.label("who"), measure)
-            .where(LedgerRow.team_id == team_id, where == counted, LedgerRow.outcome == "ok", LedgerRow.created_at >= start)
+            .where(
+                LedgerRow.team_id == team_id, where == counted, LedgerRow.outcome == "ok", LedgerRow.created_at >= start
+            )
             .group_by(by)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         if not rows:
             return None
-        amounts = [(row.who, self._money.usd(row.amount) if metric is Metric.USD else Decimal(row.amount or 0))
-                   for row in rows]
+        amounts = [
+            (row.who, self._money.usd(row.amount) if metric is Metric.USD else Decimal(row.amount or 0)) for row in rows
+        ]
         # Summed exactly in Python for USD on SQLite, so the largest is picked here, not by ORDER BY.
         return max(amounts, key=lambda pair: (pair[1], pair[0]))
 
@@ -445,9 +498,12 @@ class SqlQuotaStore:
 
 def _reserve_sqlite(conn: Connection, request: ReserveRequest, money: MoneySum) -> Reservation:
     """The reserve under SQLite's write lock (BEGIN IMMEDIATE): read the counters again, hold, or refuse."""
-    limits = [_limit(row) for row in conn.execute(
-        select(QuotaLimitRow).where(_applies(request.team_id, request.channel_id, request.user_id))
-    ).all()]
+    limits = [
+        _limit(row)
+        for row in conn.execute(
+            select(QuotaLimitRow).where(_applies(request.team_id, request.channel_id, request.user_id))
+        ).all()
+    ]
     if not limits:
         return Reservation(request.reservation_id, len(request.levels) - 1, held=False, counters=())
     counters: list[tuple[int, CounterState]] = []
@@ -455,9 +511,19 @@ def _reserve_sqlite(conn: Connection, request: ReserveRequest, money: MoneySum) 
         who = request.user_id if limit.scope.per_user else request.channel_id
         start = request.starts[limit.period]
         row = _ensure_counter(conn, request.team_id, limit, who, start, False, money)
-        counters.append((row.id, CounterState(
-            limit, start, Decimal(row.used), Decimal(row.reserved), counter_id=row.id, counted=who,
-        )))
+        counters.append(
+            (
+                row.id,
+                CounterState(
+                    limit,
+                    start,
+                    Decimal(row.used),
+                    Decimal(row.reserved),
+                    counter_id=row.id,
+                    counted=who,
+                ),
+            )
+        )
     counters.sort(key=lambda pair: pair[0])
     states = tuple(state for _, state in counters)
     held, level, downgraded = choose_level(states, request)
@@ -476,9 +542,13 @@ def _reserve_sqlite(conn: Connection, request: ReserveRequest, money: MoneySum) 
             expires_at=request.expires_at,
         )
     )
-    conn.execute(_SET_RESERVED, [
-        {"counter": counter_id, "new_reserved": state.reserved + hold_need(state, held)} for counter_id, state in counters
-    ])
+    conn.execute(
+        _SET_RESERVED,
+        [
+            {"counter": counter_id, "new_reserved": state.reserved + hold_need(state, held)}
+            for counter_id, state in counters
+        ],
+    )
     conn.execute(
         insert(QuotaHoldRow),
         [{"reservation_id": request.reservation_id, "counter_id": counter_id} for counter_id, _ in counters],
@@ -493,21 +563,28 @@ def _settle_sqlite(conn: Connection, reservation_id: str, usage: Usage, now: dat
     # The holds go with it (ON DELETE CASCADE; foreign keys are on, see engine.sqlite_pragmas).
     if conn.execute(_DROP_RESERVATION, {"rid": reservation_id}).rowcount != 1:
         return Settled(False)
-    real = {Metric.REQUESTS.value: Decimal(usage.requests), Metric.TOKENS.value: Decimal(usage.tokens),
-            Metric.USD.value: usage.usd}
+    real = {
+        Metric.REQUESTS.value: Decimal(usage.requests),
+        Metric.TOKENS.value: Decimal(usage.tokens),
+        Metric.USD.value: usage.usd,
+    }
     if not counters:
         return Settled(True)
     used = {row.id: row.used + real[row.metric] for row in counters}
-    conn.execute(_SET_COUNTER, [
-        {"counter": row.id, "new_used": used[row.id], "new_reserved": row.reserved - _held_of(row)}
-        for row in counters
-    ])
+    conn.execute(
+        _SET_COUNTER,
+        [
+            {"counter": row.id, "new_used": used[row.id], "new_reserved": row.reserved - _held_of(row)}
+            for row in counters
+        ],
+    )
     fired: list[FiredAlert] = []
     for row in counters:
         if row.l_amount is None:
             continue  # the limit was cleared meanwhile
-        limit = _limit_of(row.scope, row.l_target, row.metric, row.period, row.l_amount, row.l_mode, row.l_alerts,
-                          row.l_downgrade)
+        limit = _limit_of(
+            row.scope, row.l_target, row.metric, row.period, row.l_amount, row.l_mode, row.l_alerts, row.l_downgrade
+        )
         for pct in limit.alerts:
             if used[row.id] * 100 < pct * limit.amount:
                 break
@@ -562,7 +639,9 @@ def _applies(team_id: str, channel_id: str, user_id: str | None) -> ColumnElemen
             .exists()
         )
         scopes.append(and_(QuotaLimitRow.scope == Scope.USER.value, QuotaLimitRow.target == user_id))
-        scopes.append(and_(QuotaLimitRow.scope == Scope.DEFAULT_USER.value, QuotaLimitRow.target == "", ~shadowed_by_own))
+        scopes.append(
+            and_(QuotaLimitRow.scope == Scope.DEFAULT_USER.value, QuotaLimitRow.target == "", ~shadowed_by_own)
+        )
     return and_(QuotaLimitRow.team_id == team_id, or_(*scopes))
 
 
@@ -575,8 +654,10 @@ def _counted(channel_id: str, user_id: str | None) -> ColumnElement[str]:
 
 def _start_of(starts: Mapping[Period, datetime]) -> ColumnElement[datetime]:
     return case(
-        *((QuotaLimitRow.period == period.value, literal(start, QuotaCounterRow.period_start.type))
-          for period, start in starts.items()),
+        *(
+            (QuotaLimitRow.period == period.value, literal(start, QuotaCounterRow.period_start.type))
+            for period, start in starts.items()
+        ),
     )
 
 
@@ -600,8 +681,14 @@ def _ensure_counter(
     conn.execute(
         dialect_insert(QuotaCounterRow)
         .values(
-            team_id=team_id, scope=limit.scope.value, counted=who, metric=limit.metric.value,
-            period=limit.period.value, period_start=start, used=used, reserved=Decimal(0),
+            team_id=team_id,
+            scope=limit.scope.value,
+            counted=who,
+            metric=limit.metric.value,
+            period=limit.period.value,
+            period_start=start,
+            used=used,
+            reserved=Decimal(0),
         )
         .on_conflict_do_nothing()
     )
@@ -639,8 +726,14 @@ def _limit_of(
     scope: str, target: str, metric: str, period: str, amount: Any, mode: str, alerts: str, downgrade: int | None
 ) -> LimitRecord:
     return LimitRecord(
-        Scope(scope), target, Metric(metric), Period(period), Decimal(amount), mode=Mode(mode),
-        alerts=tuple(int(pct) for pct in alerts.split(",") if pct), downgrade=downgrade,
+        Scope(scope),
+        target,
+        Metric(metric),
+        Period(period),
+        Decimal(amount),
+        mode=Mode(mode),
+        alerts=tuple(int(pct) for pct in alerts.split(",") if pct),
+        downgrade=downgrade,
     )
 
 
@@ -658,18 +751,31 @@ def _insert_alert(
 
 
 # Built once, bound per call: these run on every request.
-_ANY_APPLIES = select(QuotaLimitRow.id).where(
-    _applies(bindparam("team"), bindparam("channel"), bindparam("user"))  # type: ignore[arg-type]
-).limit(1)
+_ANY_APPLIES = (
+    select(QuotaLimitRow.id)
+    .where(
+        _applies(bindparam("team"), bindparam("channel"), bindparam("user"))  # type: ignore[arg-type]
+    )
+    .limit(1)
+)
 _COUNTER_LIMIT = QuotaLimitRow.__table__.alias("counter_limit")
 _HELD_COUNTERS = (
     select(
-        QuotaCounterRow.id, QuotaCounterRow.team_id, QuotaCounterRow.scope, QuotaCounterRow.counted,
-        QuotaCounterRow.metric, QuotaCounterRow.period, QuotaCounterRow.period_start,
-        QuotaCounterRow.used, QuotaCounterRow.reserved,
-        QuotaReservationRow.held_tokens, QuotaReservationRow.held_usd,
-        _COUNTER_LIMIT.c.target.label("l_target"), _COUNTER_LIMIT.c.amount.label("l_amount"),
-        _COUNTER_LIMIT.c.mode.label("l_mode"), _COUNTER_LIMIT.c.alerts.label("l_alerts"),
+        QuotaCounterRow.id,
+        QuotaCounterRow.team_id,
+        QuotaCounterRow.scope,
+        QuotaCounterRow.counted,
+        QuotaCounterRow.metric,
+        QuotaCounterRow.period,
+        QuotaCounterRow.period_start,
+        QuotaCounterRow.used,
+        QuotaCounterRow.reserved,
+        QuotaReservationRow.held_tokens,
+        QuotaReservationRow.held_usd,
+        _COUNTER_LIMIT.c.target.label("l_target"),
+        _COUNTER_LIMIT.c.amount.label("l_amount"),
+        _COUNTER_LIMIT.c.mode.label("l_mode"),
+        _COUNTER_LIMIT.c.alerts.label("l_alerts"),
         _COUNTER_LIMIT.c.downgrade.label("l_downgrade"),
     )
     .select_from(QuotaReservationRow)
@@ -682,7 +788,8 @@ _HELD_COUNTERS = (
             _COUNTER_LIMIT.c.scope == QuotaCounterRow.scope,
             _COUNTER_LIMIT.c.metric == QuotaCounterRow.metric,
             _COUNTER_LIMIT.c.period == QuotaCounterRow.period,
-            _COUNTER_LIMIT.c.target == case(
+            _COUNTER_LIMIT.c.target
+            == case(
                 (QuotaCounterRow.scope.in_([Scope.DEFAULT.value, Scope.DEFAULT_USER.value]), literal("")),
                 else_=QuotaCounterRow.counted,
             ),

@@ -81,7 +81,9 @@ class QuotaCounterRow(Base):
 
     __tablename__ = "quota_counters"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     team_id: Mapped[str] = mapped_column(String(32))
     scope: Mapped[str] = mapped_column(String(16))
     counted: Mapped[str] = mapped_column(String(32))
@@ -133,7 +135,9 @@ class QuotaAlertRow(Base):
 
     __tablename__ = "quota_alerts"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
     counter_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("quota_counters.id", ondelete="CASCADE")
     )

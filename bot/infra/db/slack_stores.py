@@ -67,8 +67,11 @@ class SqlWorkspaceOrgs:
         if self._known.get(team_id) == org:
             return
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        values = {"enterprise_id": enterprise_id, "is_enterprise_install": is_enterprise_install,
-                  "seen_at": datetime.now(timezone.utc)}
+        values = {
+            "enterprise_id": enterprise_id,
+            "is_enterprise_install": is_enterprise_install,
+            "seen_at": datetime.now(timezone.utc),
+        }
         statement = dialect.insert(SlackWorkspaceRow).values(team_id=team_id, **values)
         statement = statement.on_conflict_do_update(index_elements=["team_id"], set_=values)
         try:

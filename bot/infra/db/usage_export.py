@@ -43,28 +43,46 @@ class SqlUsageExport:
             query = bucket_usage_statement(dialect, bounds, channel_id)
             return [
                 BucketUsage(
-                    bucket=int(b), team_id=team, channel_id=channel, user_id=user, model=model, requests=int(n),
-                    prompt_tokens=int(p), cached_tokens=int(c), cache_write_tokens=int(w),
-                    completion_tokens=int(o), reasoning_tokens=int(r), cost_usd=money.usd(cost),
-                    unpriced=int(unpriced), baseline_usd=money.usd(base), baseline_unknown=int(base_unknown),
+                    bucket=int(b),
+                    team_id=team,
+                    channel_id=channel,
+                    user_id=user,
+                    model=model,
+                    requests=int(n),
+                    prompt_tokens=int(p),
+                    cached_tokens=int(c),
+                    cache_write_tokens=int(w),
+                    completion_tokens=int(o),
+                    reasoning_tokens=int(r),
+                    cost_usd=money.usd(cost),
+                    unpriced=int(unpriced),
+                    baseline_usd=money.usd(base),
+                    baseline_unknown=int(base_unknown),
                     failed=int(failed),
                 )
-                for b, team, channel, user, model, n, p, c, w, o, r, cost, unpriced, base, base_unknown, failed
-                in await session.execute(query)
+                for b, team, channel, user, model, n, p, c, w, o, r, cost, unpriced, base, base_unknown, failed in await session.execute(
+                    query
+                )
             ]
 
 
 def bucket_usage_statement(dialect: str, bounds: Sequence[datetime], channel_id: str | None = None):
     """The GROUP BY over the rows in [bounds[0], bounds[-1]); bucket i is [bounds[i], bounds[i+1])."""
-    rows = (
-        select(
-            _bucket(dialect, bounds).label("bucket"),
-            L.team_id, L.channel_id, L.user_id, L.requested_model, L.outcome,
-            L.prompt_tokens, L.cached_tokens, L.cache_write_tokens, L.completion_tokens, L.reasoning_tokens,
-            L.cost_usd, L.baseline_cost_usd,
-        )
-        .where(L.created_at >= bounds[0], L.created_at < bounds[-1])
-    )
+    rows = select(
+        _bucket(dialect, bounds).label("bucket"),
+        L.team_id,
+        L.channel_id,
+        L.user_id,
+        L.requested_model,
+        L.outcome,
+        L.prompt_tokens,
+        L.cached_tokens,
+        L.cache_write_tokens,
+        L.completion_tokens,
+        L.reasoning_tokens,
+        L.cost_usd,
+        L.baseline_cost_usd,
+    ).where(L.created_at >= bounds[0], L.created_at < bounds[-1])
     if channel_id is not None:
         rows = rows.where(L.channel_id == channel_id)
     r = rows.subquery()
@@ -72,7 +90,11 @@ def bucket_usage_statement(dialect: str, bounds: Sequence[datetime], channel_id:
     ok = r.c.outcome == "ok"
     one = literal_column("1")
     return select(
-        r.c.bucket, r.c.team_id, r.c.channel_id, r.c.user_id, r.c.requested_model,
+        r.c.bucket,
+        r.c.team_id,
+        r.c.channel_id,
+        r.c.user_id,
+        r.c.requested_model,
         func.count(case((ok, one))),
         _int_sum(case((ok, r.c.prompt_tokens))),
         _int_sum(case((ok, r.c.cached_tokens))),
@@ -93,13 +115,18 @@ def _bucket(dialect: str, bounds: Sequence[datetime]) -> ColumnElement:
     segments = _segments(bounds)
     seconds = _epoch_seconds(dialect)
     thens = [
-        literal_column(str(first)) if start is None
-        else literal_column(str(first)) + (seconds - literal_column(str(start), BigInteger)) // literal_column("86400", BigInteger)
+        literal_column(str(first))
+        if start is None
+        else literal_column(str(first))
+        + (seconds - literal_column(str(start), BigInteger)) // literal_column("86400", BigInteger)
         for first, start, _ in segments
     ]
     if len(segments) == 1:
         return thens[0]
-    return case(*[(L.created_at < upper, then) for (_, _, upper), then in zip(segments[:-1], thens, strict=False)], else_=thens[-1])
+    return case(
+        *[(L.created_at < upper, then) for (_, _, upper), then in zip(segments[:-1], thens, strict=False)],
+        else_=thens[-1],
+    )
 
 
 def _segments(bounds: Sequence[datetime]) -> list[tuple[int, int | None, datetime]]:

@@ -62,13 +62,21 @@ class SqlUsageQueries:
             result = await session.execute(query)
             return [
                 UsageTotals(
-                    team_id=team, channel_id=channel, model=model, recent=bool(is_recent), requests=int(n),
-                    prompt_tokens=int(p), cached_tokens=int(c), completion_tokens=int(o), cost_usd=money.usd(cost),
-                    unpriced=int(unpriced), compared_cost_usd=money.usd(c_cost),
-                    compared_baseline_usd=money.usd(c_base), failed=int(failed),
+                    team_id=team,
+                    channel_id=channel,
+                    model=model,
+                    recent=bool(is_recent),
+                    requests=int(n),
+                    prompt_tokens=int(p),
+                    cached_tokens=int(c),
+                    completion_tokens=int(o),
+                    cost_usd=money.usd(cost),
+                    unpriced=int(unpriced),
+                    compared_cost_usd=money.usd(c_cost),
+                    compared_baseline_usd=money.usd(c_base),
+                    failed=int(failed),
                 )
-                for team, channel, model, is_recent, n, p, c, o, cost, unpriced, c_cost, c_base, failed
-                in result
+                for team, channel, model, is_recent, n, p, c, o, cost, unpriced, c_cost, c_base, failed in result
             ]
 
 

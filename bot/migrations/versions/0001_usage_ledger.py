@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("latency_ms", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_ledger")),
     )
-    op.create_index(
-        op.f("ix_usage_ledger_team_id"), "usage_ledger", ["team_id", "channel_id", "created_at"]
-    )
+    op.create_index(op.f("ix_usage_ledger_team_id"), "usage_ledger", ["team_id", "channel_id", "created_at"])
     op.create_index(op.f("ix_usage_ledger_created_at"), "usage_ledger", ["created_at"])
     op.create_index(op.f("ix_usage_ledger_request_key"), "usage_ledger", ["request_key"])
 

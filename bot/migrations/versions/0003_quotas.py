@@ -185,7 +185,12 @@ def upgrade() -> None:
         sa.Column("set_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_limits")),
         sa.UniqueConstraint(
-            "team_id", "scope", "target", "metric", "period", name=op.f("uq_quota_limits_team_id_scope_target_metric_period")
+            "team_id",
+            "scope",
+            "target",
+            "metric",
+            "period",
+            name=op.f("uq_quota_limits_team_id_scope_target_metric_period"),
         ),
     )
     op.create_table(
@@ -201,7 +206,12 @@ def upgrade() -> None:
         sa.Column("reserved", _AMOUNT, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_counters")),
         sa.UniqueConstraint(
-            "team_id", "scope", "counted", "metric", "period", "period_start",
+            "team_id",
+            "scope",
+            "counted",
+            "metric",
+            "period",
+            "period_start",
             name=op.f("uq_quota_counters_team_id_scope_counted_metric_period_period_start"),
         ),
     )

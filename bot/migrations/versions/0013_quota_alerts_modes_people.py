@@ -283,7 +283,9 @@ def upgrade() -> None:
         sa.Column("fired_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quota_alerts")),
         sa.ForeignKeyConstraint(
-            ["counter_id"], ["quota_counters.id"], name=op.f("fk_quota_alerts_counter_id_quota_counters"),
+            ["counter_id"],
+            ["quota_counters.id"],
+            name=op.f("fk_quota_alerts_counter_id_quota_counters"),
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint(

@@ -18,7 +18,9 @@ from bot.slack.grammar import CLASSIFY_USAGE, parse_classify
 from bot.slack.markup import escape
 
 
-async def classify_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+async def classify_command(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """/classify [labels] text — answered ephemerally after the ack."""
     service = deps_of(context).classify
     try:

@@ -47,7 +47,9 @@ async def frugal_command(
         await ack(response_type="ephemeral", text=unknown_subcommand_text(word))
         return
     await handler(
-        FrugalRequest(ack=ack, respond=respond, client=client, command=command, args=rest.strip(), deps=deps_of(context))
+        FrugalRequest(
+            ack=ack, respond=respond, client=client, command=command, args=rest.strip(), deps=deps_of(context)
+        )
     )
 
 

@@ -44,5 +44,8 @@ async def channels_of(client: AsyncWebClient, user_id: str) -> tuple[set[str], s
                 return channels, None
     except SlackApiError as err:
         code = err.response.get("error", "unknown_error")
-        return channels, f"I couldn't list your channels (Slack said `{code}`), so only channels where you used Frugal are shown."
+        return (
+            channels,
+            f"I couldn't list your channels (Slack said `{code}`), so only channels where you used Frugal are shown.",
+        )
     return channels, f"You are in more channels than I can list here; only the first {len(channels):,} are counted."

@@ -26,7 +26,9 @@ async def labels_subcommand(request: FrugalRequest) -> None:
     if action == "show" and not rest.strip():
         labels, source = await service.labels_for(request.team_id, request.channel_id)
         await request.ack(
-            response_type="ephemeral", blocks=classify_blocks.label_set(labels, source), text=", ".join(map(escape, labels))
+            response_type="ephemeral",
+            blocks=classify_blocks.label_set(labels, source),
+            text=", ".join(map(escape, labels)),
         )
     elif action == "set" and rest.strip():
         if not await request.require_admin():

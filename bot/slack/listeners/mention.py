@@ -96,7 +96,9 @@ def parse_mention(text: str, bot_user_id: str | None) -> tuple[str, str]:
     return match.group(1).lower(), match.group(2).strip()
 
 
-async def on_mention(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+async def on_mention(
+    event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     """app_mention: dispatch on the first word; unknown requests get a short help."""
     if not event.get("user"):
         # Posted by a bot or a workflow (bot_id only): answering it could start a loop between bots.

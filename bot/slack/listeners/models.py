@@ -26,7 +26,9 @@ async def models_subcommand(request: FrugalRequest) -> None:
         await _retry(request, rest.strip())
         return
     if request.args:
-        await request.ack(response_type="ephemeral", text=f"Unknown: `/frugal models {request.args[:40]}`. {RETRY_USAGE}")
+        await request.ack(
+            response_type="ephemeral", text=f"Unknown: `/frugal models {request.args[:40]}`. {RETRY_USAGE}"
+        )
         return
     await request.ack()
     overview = await request.deps.models.overview()
@@ -76,10 +78,16 @@ def _row(row: ModelView, today: date) -> str:
     role = "primary" if row.position == 0 else f"fallback {row.position}"
     state = f"{_STATE_ICONS.get(health.state, ':red_circle:')} {health.state}"
     if health.until is not None and health.state != "healthy":
-        state += f" (from {health.until:%Y-%m-%d %H:%M} UTC)" if health.state == "to be probed" else f" until {health.until:%Y-%m-%d %H:%M} UTC"
+        state += (
+            f" (from {health.until:%Y-%m-%d %H:%M} UTC)"
+            if health.state == "to be probed"
+            else f" until {health.until:%Y-%m-%d %H:%M} UTC"
+        )
     if health.reason:
         state += f": it {health.reason}"
-    listed = {True: "offered by the endpoint", False: "*not offered by the endpoint*", None: "listing unknown"}[model.listed]
+    listed = {True: "offered by the endpoint", False: "*not offered by the endpoint*", None: "listing unknown"}[
+        model.listed
+    ]
     if model.retired is not None:
         # Retired is not a health state: it is skipped without a call until the endpoint lists it again.
         state = f":black_circle: retired: it {model.retired.why}; skipped without a call"

@@ -133,12 +133,17 @@ async def quota_subcommand(request: FrugalRequest) -> None:
 async def _set(request: FrugalRequest, target: Target, limit: Limit) -> str:
     service = request.deps.quota
     before = [
-        r for r in await service.limits(request.team_id, target.scope, target.channel_id)
+        r
+        for r in await service.limits(request.team_id, target.scope, target.channel_id)
         if (r.metric, r.period) == (limit.metric, limit.period)
     ]
     await service.set_limit(request.team_id, target.scope, target.channel_id, limit, set_by=request.user_id)
     new = quota_blocks.per_period(limit.metric, limit.amount, limit.period.value)
-    was = f" (was {quota_blocks.per_period(before[0].metric, before[0].amount, before[0].period.value)})" if before else ""
+    was = (
+        f" (was {quota_blocks.per_period(before[0].metric, before[0].amount, before[0].period.value)})"
+        if before
+        else ""
+    )
     options = f" {quota_blocks.options_sentence(limit.mode, limit.alerts, limit.downgrade)}"
     kind = f"{limit.metric.value}/{limit.period.value}"
     if target.scope is Scope.DEFAULT:
@@ -159,7 +164,8 @@ async def _set(request: FrugalRequest, target: Target, limit: Limit) -> str:
         uses = await service.channel_quotas(request.team_id, target.channel_id, now)
         where = ""
     mine = [
-        u for u in uses
+        u
+        for u in uses
         if u.scope == target.scope.value and u.target and (u.metric, u.period) == (limit.metric, limit.period)
     ]
     so_far = f" So far: {quota_blocks.use_line(mine[0])}." if mine else ""
@@ -178,13 +184,15 @@ async def _clear(request: FrugalRequest, parsed: QuotaArgs) -> str:
     if target.scope in (Scope.CHANNEL, Scope.USER):
         now = datetime.now(timezone.utc)
         uses = (
-            await service.channel_quotas(request.team_id, target.channel_id, now) if target.scope is Scope.CHANNEL
+            await service.channel_quotas(request.team_id, target.channel_id, now)
+            if target.scope is Scope.CHANNEL
             else await service.user_quotas(request.team_id, target.channel_id, now)
         )
         text += (
             " What applies now: " + "; ".join(quota_blocks.use_line(u) for u in uses) + "."
             if uses
-            else " No quota applies to it now." if target.scope is Scope.CHANNEL
+            else " No quota applies to it now."
+            if target.scope is Scope.CHANNEL
             else " No per-person quota applies to them now (channel quotas still do)."
         )
     return text

@@ -28,7 +28,9 @@ STALE_BUTTON = "This button has expired or is not one of Frugal's. Run `/rewrite
 log = logging.getLogger(__name__)
 
 
-async def rewrite_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+async def rewrite_command(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """/rewrite [style:] text — answered ephemerally after the ack."""
     service = deps_of(context).rewrite
     try:
@@ -43,7 +45,11 @@ async def rewrite_command(ack: AsyncAck, command: dict[str, Any], respond: Async
 
 
 async def post_rewrite(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
     context: AsyncBoltContext,
 ) -> None:
     """'Post to channel': post the rewrite for everyone, saying who asked."""
@@ -77,13 +83,17 @@ async def post_rewrite(
     await respond(delete_original=True)
 
 
-async def try_style(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+async def try_style(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """'Try another style': rewrite the original text again in the chosen style."""
     await ack()
     style = action["action_id"].removeprefix(blocks.STYLE_ACTION_PREFIX)
     if style not in STYLES:
         # A button on an older answer, for a style that has since been renamed or removed.
-        await respond(text=f"That style is no longer offered. {REWRITE_USAGE}", response_type="ephemeral", replace_original=False)
+        await respond(
+            text=f"That style is no longer offered. {REWRITE_USAGE}", response_type="ephemeral", replace_original=False
+        )
         return
     try:
         entry = await pressed(context, body, action, STALE_BUTTON)
@@ -106,7 +116,11 @@ async def _answer(
     button_id = await keep(
         context,
         ButtonText(
-            team_id=ctx.team_id, channel_id=ctx.channel_id, user_id=ctx.user_id, kind="rewrite", text=rewrite.text,
+            team_id=ctx.team_id,
+            channel_id=ctx.channel_id,
+            user_id=ctx.user_id,
+            kind="rewrite",
+            text=rewrite.text,
             original=text,
         ),
     )

@@ -93,12 +93,18 @@ class ShortcutRequest:
         if self.respond is not None:
             await self.respond(text=text, blocks=answer_blocks, response_type="ephemeral", replace_original=False)
             return
-        await self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=answer_blocks)
+        await self.client.chat_postEphemeral(
+            channel=self.channel_id, user=self.user_id, text=text, blocks=answer_blocks
+        )
 
     async def post_button(self, kind: str, text: str) -> str | None:
         """Keep what "Post in thread" will post; returns the id its button carries (None: no button for now)."""
         entry = ButtonText(
-            team_id=self.team_id, channel_id=self.channel_id, user_id=self.user_id, kind=kind, text=text,
+            team_id=self.team_id,
+            channel_id=self.channel_id,
+            user_id=self.user_id,
+            kind=kind,
+            text=text,
             thread_ts=self.thread_ts,
         )
         return await keep(self.context, entry)
@@ -152,7 +158,11 @@ async def classify_message(
 
 
 async def post_in_thread(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
     context: AsyncBoltContext,
 ) -> None:
     """Post in thread: post the private answer in the message's thread, saying who asked."""

@@ -12,7 +12,9 @@ from bot.slack.deps import deps_of
 from bot.slack.usage_blocks import summary_text, usage_report
 
 
-async def usage_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext) -> None:
+async def usage_command(
+    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+) -> None:
     """/usage — acked at once; the report is read from the ledger and the quotas after the ack."""
     await ack()
     report = await deps_of(context).usage.channel_report(command["team_id"], command["channel_id"])

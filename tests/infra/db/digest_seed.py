@@ -71,19 +71,35 @@ def week_rows() -> list[dict]:
     return [
         # In the week.
         row(WEEK_START, user="U1", tokens=(1000, 200, 500), cost="0.100000001", baseline="1.000000001", wh=0.5),
-        row(utc(2026, 10, 28, 12), user="U2", tokens=(2000, 0, 100), cost="0.200000002", baseline="2.000000002", wh=0.25),
+        row(
+            utc(2026, 10, 28, 12), user="U2", tokens=(2000, 0, 100), cost="0.200000002", baseline="2.000000002", wh=0.25
+        ),
         row(utc(2026, 10, 30, 17, 59), user="U1", ok=False, error="rate_limit_exceeded"),
-        row(utc(2026, 10, 30, 18), model=FALLBACK, user="U2", tokens=(300, 100, 50), cost="0.300000003",
-            baseline="0.600000006"),
+        row(
+            utc(2026, 10, 30, 18),
+            model=FALLBACK,
+            user="U2",
+            tokens=(300, 100, 50),
+            cost="0.300000003",
+            baseline="0.600000006",
+        ),
         row(utc(2026, 10, 31, 9), user="U3", ok=False, error="model_not_found"),
         row(utc(2026, 11, 1, 10), model=UNPRICED, user="U3", tokens=(10, 0, 5), cost=None, baseline=None),
         # 23:30 and 23:59:59 on Sunday in New York (EST), after midnight UTC: still in the week.
         row(utc(2026, 11, 2, 4, 30), user="U3", ok=False, error="rate_limit_exceeded"),
-        row(datetime(2026, 11, 2, 4, 59, 59, 999000, tzinfo=timezone.utc), user="U1", tokens=(100, 50, 10),
-            cost="1.5", baseline="3", wh=1.0),
+        row(
+            datetime(2026, 11, 2, 4, 59, 59, 999000, tzinfo=timezone.utc),
+            user="U1",
+            tokens=(100, 50, 10),
+            cost="1.5",
+            baseline="3",
+            wh=1.0,
+        ),
         # Just outside: the next week, the week before, another channel, another workspace.
         row(WEEK_END, user="U1", tokens=(1, 0, 1), cost="11", baseline="12", wh=1.0),
-        row(datetime(2026, 10, 26, 3, 59, 59, tzinfo=timezone.utc), user="U9", tokens=(7, 0, 7), cost="7", baseline="8"),
+        row(
+            datetime(2026, 10, 26, 3, 59, 59, tzinfo=timezone.utc), user="U9", tokens=(7, 0, 7), cost="7", baseline="8"
+        ),
         row(WEEK_START, channel="C2", user="U1", tokens=(9, 0, 9), cost="13", baseline="14"),
         row(WEEK_START, team="T2", user="U1", tokens=(9, 0, 9), cost="17", baseline="18"),
         # The week before: its first instant is in, the one before it is not.

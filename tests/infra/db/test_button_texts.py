@@ -11,8 +11,15 @@ from bot.infra.db.engine import make_sessionmaker
 from bot.ports.button_texts import ButtonText
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
-ENTRY = ButtonText(team_id="T1", channel_id="C1", user_id="U1", kind="rewrite", text="Hello *all*", original="hi all",
-                   thread_ts="1700000000.000100")
+ENTRY = ButtonText(
+    team_id="T1",
+    channel_id="C1",
+    user_id="U1",
+    kind="rewrite",
+    text="Hello *all*",
+    original="hi all",
+    thread_ts="1700000000.000100",
+)
 
 
 async def test_an_entry_is_read_back_by_its_id_on_another_replica(engines):

@@ -42,7 +42,17 @@ async def test_the_same_text_and_labels_are_answered_from_the_cache_at_no_cost(f
 def test_the_key_depends_on_the_workspace_the_labels_and_the_text():
     key = cache_key("T1", ("a", "b"), "hello")
     assert len(key) == 64 and "hello" not in key
-    assert len({key, cache_key("T2", ("a", "b"), "hello"), cache_key("T1", ("b", "a"), "hello"), cache_key("T1", ("a", "b"), "hello!")}) == 4
+    assert (
+        len(
+            {
+                key,
+                cache_key("T2", ("a", "b"), "hello"),
+                cache_key("T1", ("b", "a"), "hello"),
+                cache_key("T1", ("a", "b"), "hello!"),
+            }
+        )
+        == 4
+    )
 
 
 async def test_entries_older_than_a_day_are_not_used_and_are_purged(migrated_url):

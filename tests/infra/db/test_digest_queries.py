@@ -12,7 +12,19 @@ from bot.infra.db.digest_queries import SqlDigestQueries, top_users_statement, u
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.services.digest import DigestBuilder, DigestPeriod, Frequency, ModelUsage, UserCost
 from tests.infra.db.digest_seed import (
-    CHANNEL, EXPECTED, FALLBACK, PRIMARY, SEND_DAY, TEAM, TZ, UNPRICED, WEEK_END, WEEK_START, seed, utc, week_rows,
+    CHANNEL,
+    EXPECTED,
+    FALLBACK,
+    PRIMARY,
+    SEND_DAY,
+    TEAM,
+    TZ,
+    UNPRICED,
+    WEEK_END,
+    WEEK_START,
+    seed,
+    utc,
+    week_rows,
 )
 
 
@@ -21,8 +33,11 @@ async def _build(url: str, rows: list[dict], period: DigestPeriod):
     try:
         await seed(engine, rows)
         builder = DigestBuilder(
-            SqlDigestQueries(make_sessionmaker(engine)), Catalog.load(None),
-            primary_model=PRIMARY, baseline_model="gpt-4o", tz=TZ,
+            SqlDigestQueries(make_sessionmaker(engine)),
+            Catalog.load(None),
+            primary_model=PRIMARY,
+            baseline_model="gpt-4o",
+            tz=TZ,
         )
         return await builder.build(TEAM, CHANNEL, period, WEEK_END)
     finally:
@@ -41,7 +56,9 @@ async def test_weekly_totals_are_exact_and_bounded_by_local_midnights(migrated_u
         assert getattr(digest, name) == value, name
     assert digest.savings is not None
     assert (digest.savings.baseline_model, digest.savings.baseline_usd, digest.savings.saved_usd) == (
-        "gpt-4o", EXPECTED["baseline_usd"], EXPECTED["saved_usd"]
+        "gpt-4o",
+        EXPECTED["baseline_usd"],
+        EXPECTED["saved_usd"],
     )
     assert digest.savings.compared == 4
     assert digest.models == (
@@ -72,7 +89,9 @@ async def test_many_small_amounts_add_up_exactly(migrated_url):
     from tests.infra.db.digest_seed import row
 
     rows = [row(WEEK_START + timedelta(minutes=i), cost="0.1", baseline="0.3") for i in range(1000)]
-    rows += [row(WEEK_START + timedelta(hours=30, seconds=i), cost="0.000000001", baseline="0.000000003") for i in range(999)]
+    rows += [
+        row(WEEK_START + timedelta(hours=30, seconds=i), cost="0.000000001", baseline="0.000000003") for i in range(999)
+    ]
 
     digest = await _build(migrated_url, rows, DigestPeriod.ending_before(Frequency.WEEKLY, SEND_DAY, TZ))
 

@@ -17,10 +17,23 @@ from bot.ports.ledger import LedgerEntry
 
 def _entry(i: int) -> LedgerEntry:
     return LedgerEntry(
-        team_id="T1", channel_id="C1", user_id="U1", request_key=f"command:{i}", task="rewrite",
-        requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano", prompt_tokens=10, cached_tokens=0,
-        completion_tokens=5, cost_usd=Decimal("0.000003"), baseline_cost_usd=Decimal("0.00005"), energy_wh=0.01,
-        latency_ms=800.0, outcome="ok", error_code=None, attempt=1,
+        team_id="T1",
+        channel_id="C1",
+        user_id="U1",
+        request_key=f"command:{i}",
+        task="rewrite",
+        requested_model="gpt-4.1-nano",
+        served_model="gpt-4.1-nano",
+        prompt_tokens=10,
+        cached_tokens=0,
+        completion_tokens=5,
+        cost_usd=Decimal("0.000003"),
+        baseline_cost_usd=Decimal("0.00005"),
+        energy_wh=0.01,
+        latency_ms=800.0,
+        outcome="ok",
+        error_code=None,
+        attempt=1,
         created_at=datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc),
     )
 

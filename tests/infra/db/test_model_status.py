@@ -18,7 +18,9 @@ async def test_marks_are_stored_renewed_and_cleared(migrated_url):
         await store.mark_unavailable(UnavailableModel("gpt-4o-mini", "model_not_found", AT, AT + timedelta(hours=24)))
         await store.mark_unavailable(UnavailableModel("gpt-4.1-nano", "model_not_found", AT, AT + timedelta(hours=24)))
         later = AT + timedelta(hours=25)
-        await store.mark_unavailable(UnavailableModel("gpt-4.1-nano", "model_not_found", later, later + timedelta(hours=24)))
+        await store.mark_unavailable(
+            UnavailableModel("gpt-4.1-nano", "model_not_found", later, later + timedelta(hours=24))
+        )
 
         marks = await store.unavailable()
         assert [(m.model, m.marked_at, m.retry_at) for m in marks] == [

@@ -71,8 +71,14 @@ async def test_limits_set_before_0013_stay_hard_with_default_alerts_and_still_re
         store = SqlQuotaStore(engine)
         requests = [
             ReserveRequest(
-                reservation_id=f"r{i}", request_key=f"k{i}", team_id=TEAM, channel_id=CHANNEL, user_id=USER,
-                levels=(Level(100, Decimal("0.001")),), starts=period_starts(NOW, timezone.utc), now=NOW,
+                reservation_id=f"r{i}",
+                request_key=f"k{i}",
+                team_id=TEAM,
+                channel_id=CHANNEL,
+                user_id=USER,
+                levels=(Level(100, Decimal("0.001")),),
+                starts=period_starts(NOW, timezone.utc),
+                now=NOW,
                 expires_at=NOW.replace(hour=13),
             )
             for i in range(3)

@@ -57,8 +57,13 @@ def starts(at: datetime = NOW) -> dict[Period, datetime]:
 
 
 def request(
-    key: str | None = None, *, levels: tuple[Level, ...] = LEVELS, at: datetime = NOW, channel: str = CHANNEL,
-    user: str = USER, hold_for: timedelta = timedelta(minutes=5),
+    key: str | None = None,
+    *,
+    levels: tuple[Level, ...] = LEVELS,
+    at: datetime = NOW,
+    channel: str = CHANNEL,
+    user: str = USER,
+    hold_for: timedelta = timedelta(minutes=5),
 ) -> ReserveRequest:
     return ReserveRequest(
         reservation_id=str(uuid.uuid4()),
@@ -205,7 +210,8 @@ async def test_clear_and_limits(store):
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.USD, Period.MONTH, "5")
     await set_limit(store, Scope.CHANNEL, CHANNEL, Metric.REQUESTS, Period.DAY, 200)
     assert {(r.metric, r.period) for r in await store.limits(TEAM, Scope.CHANNEL, CHANNEL)} == {
-        (Metric.USD, Period.MONTH), (Metric.REQUESTS, Period.DAY)
+        (Metric.USD, Period.MONTH),
+        (Metric.REQUESTS, Period.DAY),
     }
     assert await store.clear_limits(TEAM, Scope.CHANNEL, CHANNEL, Metric.USD, Period.MONTH) == 1
     assert await store.clear_limits(TEAM, Scope.CHANNEL, CHANNEL) == 1
@@ -247,11 +253,24 @@ async def test_expire_settles_to_the_ledger_and_leaves_no_phantom_spend(store, e
 
 def ledger_entry(key: str, outcome: str, cost: Decimal, at: datetime, tokens: tuple[int, int] = (10, 5)) -> LedgerEntry:
     return LedgerEntry(
-        team_id=TEAM, channel_id=CHANNEL, user_id=USER, request_key=key, task="rewrite",
-        requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano" if outcome == "ok" else None,
-        prompt_tokens=tokens[0], cached_tokens=0, completion_tokens=tokens[1], cost_usd=cost,
-        baseline_cost_usd=cost, energy_wh=None, latency_ms=5.0, outcome=outcome,
-        error_code=None if outcome == "ok" else "server_error", attempt=1, created_at=at,
+        team_id=TEAM,
+        channel_id=CHANNEL,
+        user_id=USER,
+        request_key=key,
+        task="rewrite",
+        requested_model="gpt-4.1-nano",
+        served_model="gpt-4.1-nano" if outcome == "ok" else None,
+        prompt_tokens=tokens[0],
+        cached_tokens=0,
+        completion_tokens=tokens[1],
+        cost_usd=cost,
+        baseline_cost_usd=cost,
+        energy_wh=None,
+        latency_ms=5.0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "server_error",
+        attempt=1,
+        created_at=at,
     )
 
 

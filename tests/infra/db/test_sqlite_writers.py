@@ -132,9 +132,9 @@ async def test_claims_and_finishes_from_two_stores_all_land(migrated_url):
 
         await asyncio.gather(*(one(key) for key in keys))
         async with engine.connect() as conn:
-            done = (await conn.execute(
-                select(func.count()).select_from(DeliveryRow).where(DeliveryRow.state == "done")
-            )).scalar_one()
+            done = (
+                await conn.execute(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.state == "done"))
+            ).scalar_one()
         assert done == len(keys)
     finally:
         await store.aclose()

@@ -17,17 +17,38 @@ DEC = datetime(2026, 12, 1, tzinfo=timezone.utc)
 MID = datetime(2026, 11, 15, 12, tzinfo=timezone.utc)
 
 
-def entry(team: str = "T1", channel: str = "C1", *, at: datetime = MID, model: str = "gpt-4.1-nano",
-          cost: str | None = "0.000100001", baseline: str | None = None, outcome: str = "ok",
-          tokens: tuple[int, int, int] = (100, 10, 20), user: str = "U1") -> LedgerEntry:
+def entry(
+    team: str = "T1",
+    channel: str = "C1",
+    *,
+    at: datetime = MID,
+    model: str = "gpt-4.1-nano",
+    cost: str | None = "0.000100001",
+    baseline: str | None = None,
+    outcome: str = "ok",
+    tokens: tuple[int, int, int] = (100, 10, 20),
+    user: str = "U1",
+) -> LedgerEntry:
     """A ledger row as the router writes it."""
     return LedgerEntry(
-        team_id=team, channel_id=channel, user_id=user, request_key=f"k-{at.isoformat()}", task="rewrite",
-        requested_model=model, served_model=model if outcome == "ok" else None,
-        prompt_tokens=tokens[0], cached_tokens=tokens[1], completion_tokens=tokens[2],
+        team_id=team,
+        channel_id=channel,
+        user_id=user,
+        request_key=f"k-{at.isoformat()}",
+        task="rewrite",
+        requested_model=model,
+        served_model=model if outcome == "ok" else None,
+        prompt_tokens=tokens[0],
+        cached_tokens=tokens[1],
+        completion_tokens=tokens[2],
         cost_usd=Decimal(cost) if cost is not None else None,
-        baseline_cost_usd=Decimal(baseline) if baseline is not None else None, energy_wh=None, latency_ms=5.0,
-        outcome=outcome, error_code=None if outcome == "ok" else "server_error", attempt=1, created_at=at,
+        baseline_cost_usd=Decimal(baseline) if baseline is not None else None,
+        energy_wh=None,
+        latency_ms=5.0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "server_error",
+        attempt=1,
+        created_at=at,
     )
 
 
@@ -49,7 +70,8 @@ async def seeded(migrated_url):
 
 async def test_rows_are_grouped_by_team_channel_and_model_within_the_window(seeded):
     queries = await seeded(
-        entry(), entry(cost="0.000000003", tokens=(7, 0, 3)),
+        entry(),
+        entry(cost="0.000000003", tokens=(7, 0, 3)),
         entry(model="gpt-4o-mini", cost="0.25"),
         entry(channel="C2"),
         entry(team="T2"),
@@ -69,7 +91,9 @@ async def test_rows_are_grouped_by_team_channel_and_model_within_the_window(seed
 
 
 async def test_failed_attempts_are_counted_but_never_cost_anything(seeded):
-    queries = await seeded(entry(), entry(outcome="error", cost="0.5", tokens=(0, 0, 0)), entry(outcome="timeout", cost=None))
+    queries = await seeded(
+        entry(), entry(outcome="error", cost="0.5", tokens=(0, 0, 0)), entry(outcome="timeout", cost=None)
+    )
 
     [row] = await queries.totals(NOV, DEC, team_id="T1", channel_id="C1")
 

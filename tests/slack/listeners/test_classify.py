@@ -144,7 +144,8 @@ async def test_slack_text_keeps_its_mentions_and_is_not_escaped_twice(frugal, fa
     assert "&amp;amp;" not in blocks and "&lt;@W222&gt;" not in blocks and "<!here>" not in blocks
     # The labels are plain text to the model: "Q&A", as the person typed it.
     assert fake_openai.requests[0].json["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == [
-        "Q&A", "bug"
+        "Q&A",
+        "bug",
     ]
 
 
@@ -157,7 +158,9 @@ async def test_slack_text_keeps_its_mentions_and_is_not_escaped_twice(frugal, fa
         ("[bug, \u2060Bug\u200d] text", "The label 'Bug' is listed twice."),
     ],
 )
-async def test_invisible_text_and_invisible_duplicates_get_a_message_and_no_model_call(frugal, fake_openai, fake_slack, text, problem):
+async def test_invisible_text_and_invisible_duplicates_get_a_message_and_no_model_call(
+    frugal, fake_openai, fake_slack, text, problem
+):
     response, name = await frugal.command("/classify", text)
 
     body = await response.json()

@@ -80,7 +80,10 @@ async def test_off_stops_the_digests(admin_frugal):
     off = await _say(admin_frugal, "digest off")
     again = await _say(admin_frugal, "digest off")
 
-    assert off == "Digests are off for this channel (it got a daily cost digest every day at 08:00 (Europe/Paris), covering the previous day)."
+    assert (
+        off
+        == "Digests are off for this channel (it got a daily cost digest every day at 08:00 (Europe/Paris), covering the previous day)."
+    )
     assert again == "This channel has no digest subscription; nothing changed."
     assert await admin_frugal.container.digests.subscription("T0001", "C1") is None
 
@@ -156,7 +159,9 @@ async def test_now_for_a_daily_channel_covers_today(admin_frugal, fake_slack):
 async def test_now_tells_the_admin_when_slack_refuses(admin_frugal, fake_slack):
     fake_slack.fail("chat.postMessage", status=200, headers={}, body={"ok": False, "error": "not_in_channel"})
 
-    response, name = await admin_frugal.command("/frugal", "digest now", user_id=ADMIN, channel_id="C1", team_id="T0001")
+    response, name = await admin_frugal.command(
+        "/frugal", "digest now", user_id=ADMIN, channel_id="C1", team_id="T0001"
+    )
 
     assert response.status == 200
     [reply] = await fake_slack.await_calls(f"response_url:{name}")
@@ -191,7 +196,9 @@ async def test_a_time_in_other_digits_is_refused_and_changes_nothing(admin_fruga
 async def test_subscribing_a_channel_frugal_is_not_in_warns_at_once(admin_frugal, fake_slack):
     fake_slack.channels["C5"] = {"is_member": False}
 
-    response, name = await admin_frugal.command("/frugal", "digest daily", user_id=ADMIN, channel_id="C5", team_id="T0001")
+    response, name = await admin_frugal.command(
+        "/frugal", "digest daily", user_id=ADMIN, channel_id="C5", team_id="T0001"
+    )
 
     assert (await response.json())["text"].startswith("Done: this channel will get a daily cost digest")
     [warning] = await fake_slack.await_calls(f"response_url:{name}")
@@ -253,12 +260,28 @@ async def test_now_at_a_fixed_time_forecasts_each_usd_limit(start_frugal, migrat
     frugal = await start_frugal(migrated_url, FRUGAL_ADMINS=ADMIN, FRUGAL_TIMEZONE="Europe/Paris")
     ledger = SqlLedger(make_sessionmaker(frugal.container.engine))
     for i, (at, cost) in enumerate([(now - timedelta(days=3), "4.20"), (now - timedelta(hours=1), "0.30")]):
-        await ledger.record(LedgerEntry(
-            team_id="T0001", channel_id="C1", user_id="U7", request_key=f"k{i}", task="rewrite",
-            requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano", prompt_tokens=100, cached_tokens=0,
-            completion_tokens=10, cost_usd=Decimal(cost), baseline_cost_usd=None, energy_wh=None, latency_ms=1.0,
-            outcome="ok", error_code=None, attempt=1, created_at=at,
-        ))
+        await ledger.record(
+            LedgerEntry(
+                team_id="T0001",
+                channel_id="C1",
+                user_id="U7",
+                request_key=f"k{i}",
+                task="rewrite",
+                requested_model="gpt-4.1-nano",
+                served_model="gpt-4.1-nano",
+                prompt_tokens=100,
+                cached_tokens=0,
+                completion_tokens=10,
+                cost_usd=Decimal(cost),
+                baseline_cost_usd=None,
+                energy_wh=None,
+                latency_ms=1.0,
+                outcome="ok",
+                error_code=None,
+                attempt=1,
+                created_at=at,
+            )
+        )
     await _say(frugal, "quota set here $5/month")
     await _say(frugal, "quota set default 100 requests/day")  # not in dollars: no forecast
 

@@ -156,12 +156,28 @@ async def test_the_forecast_at_a_fixed_time_says_when_the_limit_would_be_passed(
     frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")
     ledger = SqlLedger(make_sessionmaker(frugal.container.engine))
     for i, (channel, cost) in enumerate([("C1", "4.50"), ("C2", "1.00")]):
-        await ledger.record(LedgerEntry(
-            team_id="T0001", channel_id=channel, user_id="U1", request_key=f"k{i}", task="rewrite",
-            requested_model="gpt-4.1-nano", served_model="gpt-4.1-nano", prompt_tokens=100, cached_tokens=0,
-            completion_tokens=10, cost_usd=Decimal(cost), baseline_cost_usd=None, energy_wh=None, latency_ms=1.0,
-            outcome="ok", error_code=None, attempt=1, created_at=now - timedelta(days=2),
-        ))
+        await ledger.record(
+            LedgerEntry(
+                team_id="T0001",
+                channel_id=channel,
+                user_id="U1",
+                request_key=f"k{i}",
+                task="rewrite",
+                requested_model="gpt-4.1-nano",
+                served_model="gpt-4.1-nano",
+                prompt_tokens=100,
+                cached_tokens=0,
+                completion_tokens=10,
+                cost_usd=Decimal(cost),
+                baseline_cost_usd=None,
+                energy_wh=None,
+                latency_ms=1.0,
+                outcome="ok",
+                error_code=None,
+                attempt=1,
+                created_at=now - timedelta(days=2),
+            )
+        )
     for text, channel in [("quota set here $5/month", "C1"), ("quota set default $2/month", "C1")]:
         response, _ = await frugal.command("/frugal", text, channel_id=channel, user_id="UADMIN")
         assert response.status == 200

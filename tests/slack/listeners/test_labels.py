@@ -73,7 +73,10 @@ async def test_clear_goes_back_to_the_default_set(frugal):
 
     reply = await _say(frugal, "labels clear")
 
-    assert reply == "This channel's labels were removed. `/classify` uses the default set: " + ", ".join(DEFAULT_LABELS) + "."
+    assert (
+        reply
+        == "This channel's labels were removed. `/classify` uses the default set: " + ", ".join(DEFAULT_LABELS) + "."
+    )
     assert await _say(frugal, "labels") == ", ".join(DEFAULT_LABELS)
     assert (await _say(frugal, "labels clear")).startswith("This channel had no labels of its own.")
 

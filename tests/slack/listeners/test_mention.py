@@ -57,7 +57,11 @@ async def test_in_a_thread_with_no_text_the_first_message_is_rewritten(frugal, f
 
     reply = await _only_reply(fake_slack)
     [lookup] = fake_slack.calls_to("conversations.replies")
-    assert (lookup.params["channel"], lookup.params["ts"], str(lookup.params["limit"])) == ("C1", "1700000000.000100", "1")
+    assert (lookup.params["channel"], lookup.params["ts"], str(lookup.params["limit"])) == (
+        "C1",
+        "1700000000.000100",
+        "1",
+    )
     assert fake_openai.requests[0].json["messages"][1]["content"] == "teh parent mesage"
     assert "spelling" in fake_openai.requests[0].json["messages"][0]["content"]
     assert reply["thread_ts"] == "1700000000.000100"
@@ -270,7 +274,9 @@ async def test_a_mistyped_style_in_a_mention_gets_a_did_you_mean(frugal, fake_op
     await _mention(frugal, "<@UBOT> rewrite frendly: hi all")
 
     reply = await _only_reply(fake_slack)
-    assert "`frendly` is not a style; did you mean `friendly`?" in reply["text"] and MENTION_REWRITE_USAGE in reply["text"]
+    assert (
+        "`frendly` is not a style; did you mean `friendly`?" in reply["text"] and MENTION_REWRITE_USAGE in reply["text"]
+    )
     assert fake_openai.requests == []
 
 

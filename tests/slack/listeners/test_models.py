@@ -17,11 +17,11 @@ CHAIN = DEFAULT_MODELS.split(",")
 REFUSAL = "Only Frugal admins and workspace admins can do that."
 
 
-
 @pytest.fixture
 async def frugal(start_frugal, migrated_url):
     """Frugal on the default chain (FRUGAL_MODELS empty), which these tests show."""
     return await start_frugal(migrated_url, FRUGAL_MODELS="")
+
 
 async def _models(frugal, fake_slack) -> tuple[str, str]:
     response, name = await frugal.command("/frugal", "models")
@@ -124,7 +124,10 @@ async def test_an_endpoint_without_v1_models_is_noted(frugal, fake_openai, fake_
     _, blocks = await _models(frugal, fake_slack)
 
     assert "listing unknown" in blocks
-    assert "Note: the endpoint has no usable /v1/models (HTTP 404); shutdown dates come from the model catalog only." in blocks
+    assert (
+        "Note: the endpoint has no usable /v1/models (HTTP 404); shutdown dates come from the model catalog only."
+        in blocks
+    )
 
 
 async def test_a_model_without_a_price_says_price_unknown(start_frugal, migrated_url, fake_openai, fake_slack):
@@ -190,7 +193,9 @@ async def test_someone_who_is_not_an_admin_may_not_clear_a_mark(today, fake_open
     assert len(fake_openai.calls_for("gpt-6-luna")) == 1
 
 
-async def test_retry_of_a_retired_model_says_there_is_no_mark_to_clear(start_frugal, migrated_url, fake_openai, fake_slack):
+async def test_retry_of_a_retired_model_says_there_is_no_mark_to_clear(
+    start_frugal, migrated_url, fake_openai, fake_slack
+):
     fake_openai.serve_like_openai(TODAY)
     frugal = await start_frugal(migrated_url, FRUGAL_ADMINS="UADMIN")  # the default chain
 

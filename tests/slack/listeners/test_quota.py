@@ -131,23 +131,26 @@ async def test_non_admins_are_refused_and_nothing_changes(frugal, admins, text):
     assert check.params["user"] == MEMBER
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("set here 5 bananas/day", "`bananas` is not a unit"),
-    ("set here $-1/month", "is not a limit like"),
-    ("set here 0 requests/day", "more than zero"),
-    ("set here 10 requests/fortnight", "`fortnight` is not a period"),
-    ("set here 1.5 requests/day", "whole number"),
-    ("set", "`set` needs a target and a limit"),
-    ("set here", "`set` needs a target and a limit"),
-    ("set everywhere $5/month", "Name the quota's target"),
-    ("set #general $5/month", "Pick the channel from Slack's list"),
-    ("clear", "`clear` needs a target"),
-    ("clear here bananas/day", "is not like `requests/day`"),
-    ("show here there", "at most one target"),
-    ("frobnicate here", "`frobnicate` is not a quota action"),
-    ("<!channel>", "`that` is not a quota action"),
-    ("", "Say what to do"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("set here 5 bananas/day", "`bananas` is not a unit"),
+        ("set here $-1/month", "is not a limit like"),
+        ("set here 0 requests/day", "more than zero"),
+        ("set here 10 requests/fortnight", "`fortnight` is not a period"),
+        ("set here 1.5 requests/day", "whole number"),
+        ("set", "`set` needs a target and a limit"),
+        ("set here", "`set` needs a target and a limit"),
+        ("set everywhere $5/month", "Name the quota's target"),
+        ("set #general $5/month", "Pick the channel from Slack's list"),
+        ("clear", "`clear` needs a target"),
+        ("clear here bananas/day", "is not like `requests/day`"),
+        ("show here there", "at most one target"),
+        ("frobnicate here", "`frobnicate` is not a quota action"),
+        ("<!channel>", "`that` is not a quota action"),
+        ("", "Say what to do"),
+    ],
+)
 async def test_malformed_commands_get_the_usage_line_and_change_nothing(frugal, admins, text, why):
     await _quota(frugal, "set here 200 requests/day")
 

@@ -33,7 +33,9 @@ async def _rewrite(frugal, fake_slack, user: str, channel: str = C1) -> str:
 
 
 def _posts(fake_slack, channel: str) -> list[str]:
-    return [c.params["text"] for c in fake_slack.calls_to("chat.postMessage", lambda c: c.params.get("channel") == channel)]
+    return [
+        c.params["text"] for c in fake_slack.calls_to("chat.postMessage", lambda c: c.params.get("channel") == channel)
+    ]
 
 
 async def test_a_channel_is_told_at_each_threshold_once(frugal, fake_slack):

@@ -44,6 +44,9 @@ async def test_past_the_share_the_cheapest_model_answers_and_the_reply_says_so(f
     assert [r.json["model"] for r in fake_openai.requests] == ["gpt-4.1-mini"] * 2 + ["gpt-4.1-nano"] * 2
     assert not any("cheapest model" in text for text in before)
     for text in after:
-        assert "· this channel's limit of 4 requests per day is past 50 %, so only the cheapest model (gpt-4.1-nano) was used" in text
+        assert (
+            "· this channel's limit of 4 requests per day is past 50 %, so only the cheapest model (gpt-4.1-nano) was used"
+            in text
+        )
         assert "not allowed" not in text  # one line says it
     assert ":no_entry:" in refused  # at the limit it still refuses

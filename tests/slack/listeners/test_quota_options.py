@@ -38,8 +38,10 @@ async def test_options_are_stored_and_shown(frugal, admins):
     body = await _quota(frugal, "set here $5/month warn alert 50,80,100")
 
     assert body["text"].startswith(f"Done: <#{CHANNEL}> may use at most *$5.00 per month*.")
-    assert "It never refuses, only alerts; the channel (or the person) and the admins are told at 50 %, 80 % and 100 %." \
+    assert (
+        "It never refuses, only alerts; the channel (or the person) and the admins are told at 50 %, 80 % and 100 %."
         in body["text"]
+    )
     assert await _limits(frugal) == [
         LimitRecord(Scope.CHANNEL, CHANNEL, Metric.USD, Period.MONTH, 5, mode=Mode.WARN, alerts=(50, 80, 100))
     ]
@@ -110,20 +112,23 @@ async def test_the_per_person_default(frugal, admins):
     assert await _limits(frugal, Scope.DEFAULT_USER, "") == []
 
 
-@pytest.mark.parametrize(("text", "why"), [
-    ("set here $5/month loud", "`loud` is not a quota option"),
-    ("set here $5/month alert", "`alert` needs percentages"),
-    ("set here $5/month alert 50,,80", "`alert` needs percentages"),
-    ("set here $5/month alert 150", "`150` is not an alert percentage"),
-    ("set here $5/month alert <!here>", "`that` is not an alert percentage"),
-    ("set here $5/month downgrade", "`downgrade` needs a share of the limit"),
-    ("set here $5/month downgrade 100%", "`100%` is not a share of the limit"),
-    ("set here $5/month warn warn", "`warn` is given twice"),
-    ("set here $5/month warn downgrade 90%", "use `warn` or `downgrade`, not both"),
-    ("set here warn", "Give the limit first"),
-    ("set @ana 5 requests/day", "Pick the person from Slack's list"),
-    ("set <@U12|x 5 requests/day", "Name the quota's target"),
-])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("set here $5/month loud", "`loud` is not a quota option"),
+        ("set here $5/month alert", "`alert` needs percentages"),
+        ("set here $5/month alert 50,,80", "`alert` needs percentages"),
+        ("set here $5/month alert 150", "`150` is not an alert percentage"),
+        ("set here $5/month alert <!here>", "`that` is not an alert percentage"),
+        ("set here $5/month downgrade", "`downgrade` needs a share of the limit"),
+        ("set here $5/month downgrade 100%", "`100%` is not a share of the limit"),
+        ("set here $5/month warn warn", "`warn` is given twice"),
+        ("set here $5/month warn downgrade 90%", "use `warn` or `downgrade`, not both"),
+        ("set here warn", "Give the limit first"),
+        ("set @ana 5 requests/day", "Pick the person from Slack's list"),
+        ("set <@U12|x 5 requests/day", "Name the quota's target"),
+    ],
+)
 async def test_bad_options_get_a_message_and_change_nothing(frugal, admins, text, why):
     await _quota(frugal, "set here 200 requests/day")
 

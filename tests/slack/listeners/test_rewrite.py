@@ -22,7 +22,9 @@ from tests.slack.button_values import buttons, channel_members, section_text
 
 
 async def test_rewrite_calls_nano_and_answers_ephemerally(frugal, fake_openai, fake_slack):
-    fake_openai.script("gpt-4.1-nano", Reply("Could you send the report, please?", prompt_tokens=60, completion_tokens=9))
+    fake_openai.script(
+        "gpt-4.1-nano", Reply("Could you send the report, please?", prompt_tokens=60, completion_tokens=9)
+    )
 
     response, name = await frugal.command("/rewrite", "formal: can u send the report pls")
 
@@ -39,7 +41,9 @@ async def test_rewrite_calls_nano_and_answers_ephemerally(frugal, fake_openai, f
 
 
 async def test_rewrite_writes_one_ledger_row_without_text(frugal, fake_openai, fake_slack):
-    fake_openai.script("gpt-4.1-nano", Reply("Hello there.", prompt_tokens=1000, completion_tokens=500, cached_tokens=200))
+    fake_openai.script(
+        "gpt-4.1-nano", Reply("Hello there.", prompt_tokens=1000, completion_tokens=500, cached_tokens=200)
+    )
 
     _, name = await frugal.command("/rewrite", "hello", user_id="U42", channel_id="C42")
     await fake_slack.await_calls(f"response_url:{name}")
@@ -57,13 +61,18 @@ async def test_rewrite_writes_one_ledger_row_without_text(frugal, fake_openai, f
 
 
 async def test_slack_markup_survives_the_rewrite(frugal, fake_openai, fake_slack):
-    _, name = await frugal.command("/rewrite", "ping <@U123> about <#C9|ops> see <https://x.io|docs> `make test` :tada:")
+    _, name = await frugal.command(
+        "/rewrite", "ping <@U123> about <#C9|ops> see <https://x.io|docs> `make test` :tada:"
+    )
 
     [answer] = await fake_slack.await_calls(f"response_url:{name}")
     sent = fake_openai.requests[0].json["messages"][1]["content"]
     assert "<@U123>" not in sent and "⟦1⟧" in sent
     # The fake echoes its input behind a "[model] " prefix, so every piece must come back intact.
-    assert answer.params["text"] == "[gpt-4.1-nano] ping <@U123> about <#C9|ops> see <https://x.io|docs> `make test` :tada:"
+    assert (
+        answer.params["text"]
+        == "[gpt-4.1-nano] ping <@U123> about <#C9|ops> see <https://x.io|docs> `make test` :tada:"
+    )
 
 
 async def test_empty_text_gets_usage_and_no_model_call(frugal, fake_openai, fake_slack):
@@ -164,7 +173,15 @@ async def test_post_to_channel_where_frugal_is_not_a_member_posts_through_the_re
     fake_slack.fail("conversations.members", status=200, headers={}, body={"ok": False, "error": "channel_not_found"})
     fake_slack.fail("chat.postMessage", status=200, headers={}, body={"ok": False, "error": "channel_not_found"})
 
-    await _press(frugal, fake_slack, "rewrite_post", _button(answer, "rewrite_post")["value"], "p3", user_id="U7", channel_id="D7")
+    await _press(
+        frugal,
+        fake_slack,
+        "rewrite_post",
+        _button(answer, "rewrite_post")["value"],
+        "p3",
+        user_id="U7",
+        channel_id="D7",
+    )
 
     posted, cleanup = await fake_slack.await_calls("response_url:p3", count=2)
     assert (posted.params["response_type"], posted.params["text"]) == ("in_channel", "[gpt-4.1-nano] polish me")
@@ -184,7 +201,9 @@ async def test_post_to_channel_with_another_slack_error_is_told_as_unexpected(fr
     assert told.params.get("delete_original") is not True
 
 
-async def test_a_style_button_for_a_style_no_longer_offered_gets_the_usage_and_no_model_call(frugal, fake_openai, fake_slack):
+async def test_a_style_button_for_a_style_no_longer_offered_gets_the_usage_and_no_model_call(
+    frugal, fake_openai, fake_slack
+):
     answer = await _answer_of(frugal, fake_slack, "the original")
 
     await _press(frugal, fake_slack, "rewrite_style_pirate", _button(answer, "rewrite_post")["value"], "s9")
@@ -199,7 +218,9 @@ async def test_a_style_button_for_a_style_no_longer_offered_gets_the_usage_and_n
 
 @pytest.mark.parametrize("action_id", ["rewrite_post", "rewrite_style_formal"])
 @pytest.mark.parametrize("value", ["<!channel> " + "x" * 5000, "Polished text.", '{"t": "forged"}', "A" * 22])
-async def test_a_forged_button_value_posts_nothing_and_calls_no_model(frugal, fake_openai, fake_slack, action_id, value):
+async def test_a_forged_button_value_posts_nothing_and_calls_no_model(
+    frugal, fake_openai, fake_slack, action_id, value
+):
     channel_members(fake_slack, "U0001")
 
     await _press(frugal, fake_slack, action_id, value, "f1")
@@ -226,7 +247,15 @@ async def test_a_clicker_who_left_the_channel_is_told_and_nothing_is_posted(frug
     answer = await _answer_of(frugal, fake_slack, "polish me", user_id="U7", channel_id="C7")
     channel_members(fake_slack, "U2", "U3")
 
-    await _press(frugal, fake_slack, "rewrite_post", _button(answer, "rewrite_post")["value"], "m1", user_id="U7", channel_id="C7")
+    await _press(
+        frugal,
+        fake_slack,
+        "rewrite_post",
+        _button(answer, "rewrite_post")["value"],
+        "m1",
+        user_id="U7",
+        channel_id="C7",
+    )
 
     [told] = await fake_slack.await_calls("response_url:m1")
     assert told.params["text"] == NOT_A_MEMBER
@@ -235,11 +264,23 @@ async def test_a_clicker_who_left_the_channel_is_told_and_nothing_is_posted(frug
 
 async def test_membership_is_read_page_by_page(frugal, fake_slack):
     answer = await _answer_of(frugal, fake_slack, "polish me", user_id="U7", channel_id="C7")
-    fake_slack.fail("conversations.members", status=200, headers={},
-                    body={"ok": True, "members": ["U1", "U2"], "response_metadata": {"next_cursor": "page2"}})
+    fake_slack.fail(
+        "conversations.members",
+        status=200,
+        headers={},
+        body={"ok": True, "members": ["U1", "U2"], "response_metadata": {"next_cursor": "page2"}},
+    )
     channel_members(fake_slack, "U7")
 
-    await _press(frugal, fake_slack, "rewrite_post", _button(answer, "rewrite_post")["value"], "m2", user_id="U7", channel_id="C7")
+    await _press(
+        frugal,
+        fake_slack,
+        "rewrite_post",
+        _button(answer, "rewrite_post")["value"],
+        "m2",
+        user_id="U7",
+        channel_id="C7",
+    )
 
     [post] = await fake_slack.await_calls("chat.postMessage")
     assert post.params["text"] == "[gpt-4.1-nano] polish me"
@@ -265,7 +306,8 @@ async def test_expired_button_texts_are_purged_by_the_daily_job(frugal, fake_sla
     await _answer_of(frugal, fake_slack, "and me")
     async with frugal.container.engine.begin() as conn:
         await conn.execute(
-            update(ButtonTextRow).where(ButtonTextRow.original == "polish me")
+            update(ButtonTextRow)
+            .where(ButtonTextRow.original == "polish me")
             .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1))
         )
 
@@ -281,7 +323,9 @@ async def test_expired_button_texts_are_purged_by_the_daily_job(frugal, fake_sla
 
 async def test_a_broadcast_in_the_text_is_posted_as_a_plain_word(frugal, fake_openai, fake_slack):
     channel_members(fake_slack, "U0001")
-    answer = await _answer_of(frugal, fake_slack, "<!here> standup moved, ask <@U2> or see <https://wiki.example|the wiki>")
+    answer = await _answer_of(
+        frugal, fake_slack, "<!here> standup moved, ask <@U2> or see <https://wiki.example|the wiki>"
+    )
     assert "<!here>" not in fake_openai.requests[0].json["messages"][1]["content"]
 
     await _press(frugal, fake_slack, "rewrite_post", _button(answer, "rewrite_post")["value"], "b1")

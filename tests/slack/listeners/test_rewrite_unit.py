@@ -36,8 +36,11 @@ class Model:
         if self.fail is not None:
             raise self.fail
         return Completion(
-            text=f"[{request.messages[-1]['content']}]", requested_model="gpt-6-luna", served_model="gpt-6-luna",
-            usage=TokenUsage(20, completion_tokens=5), cost_usd=Decimal("0.0000045"),
+            text=f"[{request.messages[-1]['content']}]",
+            requested_model="gpt-6-luna",
+            served_model="gpt-6-luna",
+            usage=TokenUsage(20, completion_tokens=5),
+            cost_usd=Decimal("0.0000045"),
         )
 
 
@@ -69,7 +72,10 @@ class Recorder:
 async def _run(text: str, model: Model) -> tuple[Recorder, Recorder, Buttons]:
     context: dict[str, Any] = {}
     service = RewriteService(model, max_input_chars=2000, masking=markup.mask)
-    attach(context, SlackDeps(rewrite=service, admins=None, classify=None, models=None, digests=None, home=None, usage=None))
+    attach(
+        context,
+        SlackDeps(rewrite=service, admins=None, classify=None, models=None, digests=None, home=None, usage=None),
+    )
     buttons = Buttons()
 
     async def nothing() -> None:

@@ -35,7 +35,9 @@ def _buttons(blocks: list[dict]) -> list[dict]:
 
 
 async def _press(frugal, value: str, name: str, **fields) -> None:
-    body, content_type = block_actions("post_in_thread", value, response_url=frugal.fake_slack.response_url(name), **fields)
+    body, content_type = block_actions(
+        "post_in_thread", value, response_url=frugal.fake_slack.response_url(name), **fields
+    )
     assert (await frugal.post(body, content_type)).status == 200
 
 
@@ -117,12 +119,18 @@ async def test_a_long_message_gets_a_post_in_thread_button_that_posts_all_of_it(
 
 async def test_post_in_thread_posts_the_answer_in_the_thread_saying_who_asked(frugal, fake_slack):
     channel_members(fake_slack, "U7")
-    value = await stored_button(frugal, "Polished.", channel_id="C7", user_id="U7", thread_ts="1700000000.000100", original=None)
+    value = await stored_button(
+        frugal, "Polished.", channel_id="C7", user_id="U7", thread_ts="1700000000.000100", original=None
+    )
 
     await _press(frugal, value, "p1", channel_id="C7", user_id="U7")
 
     [post] = await fake_slack.await_calls("chat.postMessage")
-    assert (post.params["channel"], post.params["thread_ts"], post.params["text"]) == ("C7", "1700000000.000100", "Polished.")
+    assert (post.params["channel"], post.params["thread_ts"], post.params["text"]) == (
+        "C7",
+        "1700000000.000100",
+        "Polished.",
+    )
     assert "Rewritten with Frugal for <@U7>" in str(post.params["blocks"])
     [cleanup] = await fake_slack.await_calls("response_url:p1")
     assert cleanup.params["delete_original"] is True
@@ -151,11 +159,14 @@ async def test_post_in_thread_for_a_clicker_not_in_the_channel_posts_nothing(fru
     assert fake_slack.calls_to("chat.postMessage") == []
 
 
-@pytest.mark.parametrize("value", [
-    json.dumps({"k": "rewrite", "ts": "1700000000.000100", "t": "<!channel> anything at all"}),
-    json.dumps({"k": "rewrite", "ts": "1700000000.000100", "t": {"an": "object"}}),
-    "<!channel> " + "x" * 5000,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        json.dumps({"k": "rewrite", "ts": "1700000000.000100", "t": "<!channel> anything at all"}),
+        json.dumps({"k": "rewrite", "ts": "1700000000.000100", "t": {"an": "object"}}),
+        "<!channel> " + "x" * 5000,
+    ],
+)
 async def test_a_forged_post_in_thread_value_posts_nothing(frugal, fake_slack, value):
     channel_members(fake_slack, "U0001")
 
@@ -168,7 +179,9 @@ async def test_a_forged_post_in_thread_value_posts_nothing(frugal, fake_slack, v
 
 async def test_someone_elses_post_in_thread_button_posts_nothing(frugal, fake_slack):
     channel_members(fake_slack, "U7", "U8")
-    value = await stored_button(frugal, "Polished.", channel_id="C7", user_id="U7", thread_ts="1700000000.000100", original=None)
+    value = await stored_button(
+        frugal, "Polished.", channel_id="C7", user_id="U7", thread_ts="1700000000.000100", original=None
+    )
 
     await _press(frugal, value, "o1", channel_id="C7", user_id="U8")
 

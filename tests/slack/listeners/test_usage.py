@@ -21,15 +21,35 @@ from bot.services.quota_spec import parse_limit, period_start
 from bot.services.usage import UsageService
 
 
-def _entry(at: datetime, model: str, cost: str | None, *, channel: str = "C0001", outcome: str = "ok",
-           tokens: tuple[int, int, int] = (1000, 200, 100), baseline: str | None = None) -> LedgerEntry:
+def _entry(
+    at: datetime,
+    model: str,
+    cost: str | None,
+    *,
+    channel: str = "C0001",
+    outcome: str = "ok",
+    tokens: tuple[int, int, int] = (1000, 200, 100),
+    baseline: str | None = None,
+) -> LedgerEntry:
     return LedgerEntry(
-        team_id="T0001", channel_id=channel, user_id="U1", request_key=f"k-{at.isoformat()}-{model}", task="rewrite",
-        requested_model=model, served_model=model if outcome == "ok" else None,
-        prompt_tokens=tokens[0], cached_tokens=tokens[1], completion_tokens=tokens[2],
+        team_id="T0001",
+        channel_id=channel,
+        user_id="U1",
+        request_key=f"k-{at.isoformat()}-{model}",
+        task="rewrite",
+        requested_model=model,
+        served_model=model if outcome == "ok" else None,
+        prompt_tokens=tokens[0],
+        cached_tokens=tokens[1],
+        completion_tokens=tokens[2],
         cost_usd=Decimal(cost) if cost is not None else None,
-        baseline_cost_usd=Decimal(baseline) if baseline is not None else None, energy_wh=None, latency_ms=4.0,
-        outcome=outcome, error_code=None if outcome == "ok" else "timeout", attempt=1, created_at=at,
+        baseline_cost_usd=Decimal(baseline) if baseline is not None else None,
+        energy_wh=None,
+        latency_ms=4.0,
+        outcome=outcome,
+        error_code=None if outcome == "ok" else "timeout",
+        attempt=1,
+        created_at=at,
     )
 
 
@@ -131,7 +151,9 @@ async def test_without_quotas_the_report_says_none_apply(frugal, fake_slack):
 
 
 async def test_usage_always_says_how_many_tokens_were_cached(frugal, fake_slack):
-    await _seed(frugal, _entry(datetime.now(timezone.utc) - timedelta(seconds=2), "gpt-4.1-nano", "0.25", tokens=(900, 0, 80)))
+    await _seed(
+        frugal, _entry(datetime.now(timezone.utc) - timedelta(seconds=2), "gpt-4.1-nano", "0.25", tokens=(900, 0, 80))
+    )
 
     _, _, sections = await _usage(frugal, fake_slack)
 
@@ -141,10 +163,12 @@ async def test_usage_always_says_how_many_tokens_were_cached(frugal, fake_slack)
 @pytest.fixture
 def frugal_at(start_frugal, migrated_url, monkeypatch):
     """Start a Frugal whose usage and quota services read the given instant as the time."""
+
     async def start(now: datetime):
         monkeypatch.setattr(composition, "QuotaService", functools.partial(QuotaService, clock=lambda: now))
         monkeypatch.setattr(composition, "UsageService", functools.partial(UsageService, clock=lambda: now))
         return await start_frugal(migrated_url)
+
     return start
 
 

@@ -31,14 +31,35 @@ def admins(fake_slack):
     return fake_slack
 
 
-def _call(at: datetime, *, channel: str = "C0001", user: str = "U1", model: str = "gpt-4.1-nano",
-          cost: str | None = "0.000165") -> LedgerEntry:
+def _call(
+    at: datetime,
+    *,
+    channel: str = "C0001",
+    user: str = "U1",
+    model: str = "gpt-4.1-nano",
+    cost: str | None = "0.000165",
+) -> LedgerEntry:
     return LedgerEntry(
-        team_id="T0001", channel_id=channel, user_id=user, request_key=f"k-{at.isoformat()}-{channel}-{user}",
-        task="rewrite", requested_model=model, served_model=model, prompt_tokens=1000, cached_tokens=200,
-        completion_tokens=300, reasoning_tokens=100, cache_write_tokens=0,
-        cost_usd=Decimal(cost) if cost is not None else None, baseline_cost_usd=Decimal("0.004"), energy_wh=None,
-        latency_ms=3.0, outcome="ok", error_code=None, attempt=1, created_at=at,
+        team_id="T0001",
+        channel_id=channel,
+        user_id=user,
+        request_key=f"k-{at.isoformat()}-{channel}-{user}",
+        task="rewrite",
+        requested_model=model,
+        served_model=model,
+        prompt_tokens=1000,
+        cached_tokens=200,
+        completion_tokens=300,
+        reasoning_tokens=100,
+        cache_write_tokens=0,
+        cost_usd=Decimal(cost) if cost is not None else None,
+        baseline_cost_usd=Decimal("0.004"),
+        energy_wh=None,
+        latency_ms=3.0,
+        outcome="ok",
+        error_code=None,
+        attempt=1,
+        created_at=at,
     )
 
 
@@ -67,11 +88,14 @@ def _uploaded_csv(fake_slack, call) -> list[dict[str, str]]:
 async def test_an_admin_gets_this_months_csv_in_a_dm(frugal, admins, migrated_url):
     now = datetime.now(UTC)
     month_start = period_start(Period.MONTH, now, UTC)
-    await _seed(migrated_url, [
-        _call(now - timedelta(minutes=2)),
-        _call(now - timedelta(minutes=1), channel="C0002", user="U2", model="my-local-model", cost=None),
-        _call(month_start - timedelta(minutes=1)),  # last month
-    ])
+    await _seed(
+        migrated_url,
+        [
+            _call(now - timedelta(minutes=2)),
+            _call(now - timedelta(minutes=1), channel="C0002", user="U2", model="my-local-model", cost=None),
+            _call(month_start - timedelta(minutes=1)),  # last month
+        ],
+    )
 
     answer = await _export(frugal, "usage export")
 
@@ -84,9 +108,10 @@ async def test_an_admin_gets_this_months_csv_in_a_dm(frugal, admins, migrated_ur
     (get_url,) = admins.calls_to("files.getUploadURLExternal")
     assert get_url.params["filename"] == f"frugal-usage-{now:%Y-%m}.csv"
     rows = _uploaded_csv(admins, complete)
-    assert [(r["x_ChannelId"], r["x_UserId"], r["ResourceId"], r["BilledCost"], r["x_Requests"], r["x_ReasoningTokens"])
-            for r in rows] == [("C0001", "U1", "gpt-4.1-nano", "0.000165", "1", "100"),
-                               ("C0002", "U2", "my-local-model", "", "1", "100")]
+    assert [
+        (r["x_ChannelId"], r["x_UserId"], r["ResourceId"], r["BilledCost"], r["x_Requests"], r["x_ReasoningTokens"])
+        for r in rows
+    ] == [("C0001", "U1", "gpt-4.1-nano", "0.000165", "1", "100"), ("C0002", "U2", "my-local-model", "", "1", "100")]
     assert {r["x_Date"] for r in rows} == {f"{now:%Y-%m-%d}"}
 
 
@@ -95,12 +120,15 @@ async def test_a_named_month_is_that_whole_month_in_frugal_timezone(start_frugal
     now = datetime.now(UTC)
     this_month = period_start(Period.MONTH, now, frugal.container.settings.timezone)
     last_month = period_start(Period.MONTH, this_month - timedelta(days=1), frugal.container.settings.timezone)
-    await _seed(migrated_url, [
-        _call(last_month - timedelta(minutes=1), user="U-before"),  # the month before, in Paris
-        _call(last_month, user="U-first"),
-        _call(this_month - timedelta(seconds=1), user="U-last"),
-        _call(this_month, user="U-after"),
-    ])
+    await _seed(
+        migrated_url,
+        [
+            _call(last_month - timedelta(minutes=1), user="U-before"),  # the month before, in Paris
+            _call(last_month, user="U-first"),
+            _call(this_month - timedelta(seconds=1), user="U-last"),
+            _call(this_month, user="U-after"),
+        ],
+    )
     name = f"{last_month.astimezone(frugal.container.settings.timezone):%Y-%m}"
 
     answer = await _export(frugal, f"usage export {name}")
@@ -119,8 +147,17 @@ async def test_a_member_is_refused_and_nothing_is_sent(frugal, admins):
     assert not admins.calls_to("chat.postMessage") and not admins.calls_to("files.getUploadURLExternal")
 
 
-@pytest.mark.parametrize("text", ["usage export 2026-13", "usage export 26-11", "usage export november",
-                                  "usage export 2026-11 extra", "usage", "usage import"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "usage export 2026-13",
+        "usage export 26-11",
+        "usage export november",
+        "usage export 2026-11 extra",
+        "usage",
+        "usage import",
+    ],
+)
 async def test_bad_words_get_the_usage_line_and_nothing_is_sent(frugal, admins, text):
     answer = await _export(frugal, text)
     await settle_listeners()
