@@ -8,31 +8,12 @@ from bot.ports.quota import Metric, Period
 from bot.ports.quota_store import LimitRecord, Scope
 from bot.slack.grammar import HELP_POINTER, QUOTA_USAGE
 from bot.slack.listeners.frugal import ID_TOO_LONG
+from tests.slack.listeners.quota_commands import CHANNEL
+from tests.slack.listeners.quota_commands import limits as _limits
+from tests.slack.listeners.quota_commands import quota as _quota
+from tests.slack.listeners.quota_commands import text_of as _text
 
-ADMIN = "UADMIN1"
 MEMBER = "UMEMBER1"
-CHANNEL = "C0001"
-
-
-@pytest.fixture
-def admins(fake_slack):
-    """users.info says ADMIN is a workspace admin; everyone else is a plain member."""
-    fake_slack.users[ADMIN] = {"is_admin": True}
-    return fake_slack
-
-
-async def _quota(frugal, text: str, *, user: str = ADMIN, channel: str = CHANNEL) -> dict:
-    response, _ = await frugal.command("/frugal", f"quota {text}", user_id=user, channel_id=channel)
-    assert response.status == 200
-    return await response.json()
-
-
-async def _limits(frugal, scope: Scope = Scope.CHANNEL, target: str = CHANNEL) -> list[LimitRecord]:
-    return await frugal.container.quota.limits("T0001", scope, target)
-
-
-def _text(body: dict) -> str:
-    return body["text"] + "".join(b["text"]["text"] for b in body.get("blocks", []) if "text" in b)
 
 
 async def test_admin_sets_a_limit_here_and_sees_it(frugal, admins):

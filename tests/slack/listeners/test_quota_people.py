@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.bolt_tasks import settle_listeners
 
 ADMIN = "UADMIN1"
 ANA, BEN = "U0ANA1", "U0BEN1"
 C1, C2 = "C0001", "C0002"
 REFUSAL = "has no room for this request"
-
-
-@pytest.fixture
-def admins(fake_slack):
-    """users.info says ADMIN is a workspace admin."""
-    fake_slack.users[ADMIN] = {"is_admin": True}
-    return fake_slack
 
 
 async def _quota(frugal, text: str) -> str:
