@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 from sqlalchemy import event  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.engine import Engine, make_url  # noqa: E402
 
 from bench.databases import throwaway_postgres  # noqa: E402
 from bot.config import normalize_database_url  # noqa: E402
@@ -72,7 +72,10 @@ async def latencies(url: str, claims: int) -> tuple[dict[str, list[float]], floa
     """Per-call milliseconds of claim (new, duplicate) and finish, and statements per claim."""
     engine = make_engine(url)
     statements: list[str] = []
-    event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # On every Engine, not just this one: SQLite's writes run on the file writer's own connection
+    # (bot/infra/db/sqlite_writers.py), which a listener on the async engine never sees.
+    count = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(Engine, "before_cursor_execute", count)
     store = SqlDeliveries(engine)
     run = uuid.uuid4().hex[:8]
     try:
@@ -89,6 +92,7 @@ async def latencies(url: str, claims: int) -> tuple[dict[str, list[float]], floa
             samples["finish"].append(await _timed(lambda key=key: store.finish(key)))
         per_claim = len(statements) / (3 * claims)
     finally:
+        event.remove(Engine, "before_cursor_execute", count)
         await engine.dispose()
     return samples, per_claim
 
