@@ -65,3 +65,7 @@ class QuotaReader(Protocol):
     async def channel_quotas(self, team_id: str, channel_id: str, at: datetime) -> list[QuotaUse]:
         """Every limit that applies to the channel (its own and the default), with its use."""
         ...
+
+    async def user_quotas(self, team_id: str, user_id: str, at: datetime) -> list[QuotaUse]:
+        """The per-person limits that apply to a user (their own, or the per-person default), with use."""
+        ...

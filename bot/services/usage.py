@@ -81,7 +81,8 @@ class ChannelReport:
     month: PeriodUsage
     today: PeriodUsage
     quotas: tuple[QuotaUse, ...]
-    forecasts: tuple[Forecast, ...] = ()  # of the USD limits among quotas, at the time of the report
+    forecasts: tuple[Forecast, ...] = ()  # of the USD limits among quotas and mine, at the time of the report
+    mine: tuple[QuotaUse, ...] = ()  # the per-person limits of the one asking (their own or the default)
 
 
 @dataclass(frozen=True)
@@ -110,19 +111,26 @@ class UsageService:
         self.tz = tz
         self._clock = clock
 
-    async def channel_report(self, team_id: str, channel_id: str) -> ChannelReport:
-        """The channel's use this month and today (in FRUGAL_TIMEZONE) so far, and its quotas now."""
+    async def channel_report(self, team_id: str, channel_id: str, user_id: str | None = None) -> ChannelReport:
+        """The channel's use this month and today (in FRUGAL_TIMEZONE) so far, its quotas now, and the
+        per-person limits of ``user_id`` (the one asking), if given."""
         now = self._clock()
         month_start, day_start = period_start(Period.MONTH, now, self.tz), period_start(Period.DAY, now, self.tz)
         rows = await self._queries.totals(month_start, now, team_id=team_id, channel_id=channel_id, split=day_start)
-        quotas = await self._quotas.channel_quotas(team_id, channel_id, now) if self._quotas is not None else []
+        quotas: list[QuotaUse] = []
+        mine: list[QuotaUse] = []
+        if self._quotas is not None:
+            quotas = await self._quotas.channel_quotas(team_id, channel_id, now)
+            if user_id is not None:
+                mine = await self._quotas.user_quotas(team_id, user_id, now)
         return ChannelReport(
             channel_id=channel_id,
             tz=self.tz,
             month=_period(month_start, now, rows),
             today=_period(day_start, now, [r for r in rows if r.recent]),
             quotas=tuple(quotas),
-            forecasts=tuple(forecasts(quotas, now)),
+            forecasts=tuple(forecasts(quotas + mine, now)),
+            mine=tuple(mine),
         )
 
     async def table(self, since: timedelta | None = None, channel_id: str | None = None) -> UsageTable:

@@ -25,10 +25,14 @@ def usage_report(report: ChannelReport) -> list[Block]:
     if report.quotas:
         lines = "\n".join(f"• {quota_blocks.use_line(use)}" for use in report.quotas)
         blocks.append(kit.section(f"*Quotas*\n{lines}"))
-        if report.forecasts:
-            blocks.append(kit.section("\n".join(f"• {line}" for line in forecast_lines(list(report.forecasts), tz))))
     else:
         blocks.append(kit.section("*Quotas*\nNo quota applies to this channel."))
+    if report.mine:
+        # Only the one asking sees this (the answer is ephemeral): their own spend counts in every channel.
+        lines = "\n".join(f"• {quota_blocks.use_line(use)}" for use in report.mine)
+        blocks.append(kit.section(f"*Your limits* (in every channel)\n{lines}"))
+    if report.forecasts:
+        blocks.append(kit.section("\n".join(f"• {line}" for line in forecast_lines(list(report.forecasts), tz))))
     note = (
         f"Days and months are counted in {tz.key}. Only answered requests are charged; "
         "costs are exact API prices, savings compare the same tokens on the baseline model."

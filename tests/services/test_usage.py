@@ -23,14 +23,21 @@ NOW = datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc)
 class FixedQuotas:
     """A QuotaReader that answers one list and records what it was asked."""
 
-    def __init__(self, uses: list[QuotaUse]) -> None:
+    def __init__(self, uses: list[QuotaUse], personal: list[QuotaUse] | None = None) -> None:
         self.uses = uses
+        self.personal = personal or []
         self.asked: list[tuple[str, str, datetime]] = []
+        self.asked_for_people: list[tuple[str, str, datetime]] = []
 
     async def channel_quotas(self, team_id: str, channel_id: str, at: datetime) -> list[QuotaUse]:
         """The fixed list."""
         self.asked.append((team_id, channel_id, at))
         return self.uses
+
+    async def user_quotas(self, team_id: str, user_id: str, at: datetime) -> list[QuotaUse]:
+        """The fixed per-person list."""
+        self.asked_for_people.append((team_id, user_id, at))
+        return self.personal
 
 
 @pytest.fixture
@@ -94,6 +101,22 @@ async def test_quotas_are_passed_through(ledger):
     service = UsageService(queries, FixedQuotas([use]), PARIS, clock=lambda: NOW)
 
     assert (await service.channel_report("T1", "C1")).quotas == (use,)
+
+
+async def test_the_askers_limits_are_read_only_when_someone_asks(ledger):
+    _, queries = ledger
+    channel = QuotaUse("channel", "C1", Metric.USD, Period.MONTH, Decimal(5), Decimal(1), NOW, NOW + timedelta(days=1))
+    own = QuotaUse("user", "U7", Metric.USD, Period.MONTH, Decimal(2), Decimal(1), NOW, NOW + timedelta(days=1))
+    quotas = FixedQuotas([channel], [own])
+    service = UsageService(queries, quotas, PARIS, clock=lambda: NOW)
+
+    anonymous = await service.channel_report("T1", "C1")
+    asked = await service.channel_report("T1", "C1", "U7")
+
+    assert (anonymous.quotas, anonymous.mine) == ((channel,), ())
+    assert (asked.quotas, asked.mine) == ((channel,), (own,))
+    assert [f.use for f in asked.forecasts] == [channel, own]
+    assert quotas.asked_for_people == [("T1", "U7", NOW)]
 
 
 async def test_table_defaults_to_this_month_and_orders_channels_by_cost(ledger):

@@ -1,4 +1,4 @@
-"""/usage: this channel's usage, cost and remaining quota for the current month and today (ephemeral)."""
+"""/usage: this channel's usage, cost and remaining quota for the current month and today, and the asker's own limits (ephemeral)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ async def usage_command(
 ) -> None:
     """/usage — acked at once; the report is read from the ledger and the quotas after the ack."""
     await ack()
-    report = await deps_of(context).usage.channel_report(command["team_id"], command["channel_id"])
+    report = await deps_of(context).usage.channel_report(
+        command["team_id"], command["channel_id"], command.get("user_id")
+    )
     await respond(
         text=summary_text(report), blocks=usage_report(report), response_type="ephemeral", replace_original=False
     )

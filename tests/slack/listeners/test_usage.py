@@ -27,6 +27,7 @@ def _entry(
     cost: str | None,
     *,
     channel: str = "C0001",
+    user: str = "U1",
     outcome: str = "ok",
     tokens: tuple[int, int, int] = (1000, 200, 100),
     baseline: str | None = None,
@@ -34,8 +35,8 @@ def _entry(
     return LedgerEntry(
         team_id="T0001",
         channel_id=channel,
-        user_id="U1",
-        request_key=f"k-{at.isoformat()}-{model}",
+        user_id=user,
+        request_key=f"k-{at.isoformat()}-{model}-{channel}-{user}",
         task="rewrite",
         requested_model=model,
         served_model=model if outcome == "ok" else None,
@@ -59,8 +60,8 @@ async def _seed(frugal, *entries: LedgerEntry) -> None:
         await ledger.record(entry)
 
 
-async def _usage(frugal, fake_slack, channel: str = "C0001") -> tuple[str, str, list[dict]]:
-    response, name = await frugal.command("/usage", "", channel_id=channel)
+async def _usage(frugal, fake_slack, channel: str = "C0001", user: str = "U0001") -> tuple[str, str, list[dict]]:
+    response, name = await frugal.command("/usage", "", channel_id=channel, user_id=user)
     assert response.status == 200
     assert (await response.text()) == ""  # acked at once, answered after
     [answer] = await fake_slack.await_calls(f"response_url:{name}")
@@ -231,3 +232,46 @@ async def test_usage_says_a_reached_limit_is_reached_and_forecasts_nothing_spent
         "• Forecast for $1.00 per month _(this channel's own)_: the limit is reached already; it resets Dec 1."
     ]
     assert _forecasts(quiet) == ["• Forecast for $5.00 per month _(workspace default)_: nothing spent yet this month."]
+
+
+async def test_usage_shows_the_askers_own_limits_counted_in_every_channel(frugal_at, fake_slack):
+    frugal = await frugal_at(NOW)
+    await _seed(
+        frugal,
+        _entry(NOW - timedelta(hours=3), "gpt-4.1-nano", "0.40", user="U1"),
+        _entry(NOW - timedelta(hours=2), "gpt-4.1-nano", "0.35", user="U1", channel="C0002"),
+        _entry(NOW - timedelta(hours=1), "gpt-4.1-nano", "0.25", user="U2"),
+    )
+    await _set(frugal, Scope.USER, "U1", "$2/month")
+    await _set(frugal, Scope.DEFAULT_USER, "", "100 requests/day")
+
+    _, _, ana = await _usage(frugal, fake_slack, user="U1")
+    _, _, ben = await _usage(frugal, fake_slack, user="U2")
+
+    [own] = [s for s in ana if s.startswith("*Your limits*")]
+    title, *lines = own.splitlines()
+    assert title == "*Your limits* (in every channel)"
+    [usd] = [line for line in lines if line.endswith("_(your own)_")]
+    [requests] = [line for line in lines if line.endswith("_(per-person default)_")]
+    assert len(lines) == 2
+    # U1's $0.75 in both channels, not U2's $0.25 in this one; both their requests today.
+    assert usd.startswith("• $0.75 of $2.00 per month used · *$1.25 left*")
+    assert requests.startswith("• 2 of 100 requests per day used · *98 requests left*")
+    assert "No quota applies to this channel." in ana[3]  # no channel limit: the personal ones are apart
+    # $0.75 over 591.5 of November's 720 hours: $0.913 by the 30th.
+    assert _forecasts(ana) == [
+        "• Forecast for $2.00 per month _(your own)_: about $0.913 by the end of the month at this pace, "
+        "within the limit."
+    ]
+    [theirs] = [s for s in ben if s.startswith("*Your limits*")]
+    assert theirs.splitlines()[1:] == [theirs.splitlines()[1]]  # only the default: U1's own limit is not shown
+    assert theirs.splitlines()[1].startswith("• 1 of 100 requests per day used")
+    assert _forecasts(ben) == []
+
+
+async def test_usage_without_personal_limits_has_no_section_for_them(frugal, fake_slack):
+    await frugal.container.quota.set_limit("T0001", Scope.CHANNEL, "C0001", parse_limit("$5/month"), set_by="UADMIN")
+
+    _, _, sections = await _usage(frugal, fake_slack)
+
+    assert not any(s.startswith("*Your limits*") for s in sections)
