@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 from datetime import datetime, timedelta, timezone
@@ -14,6 +13,7 @@ from bot.infra.db.ledger import SqlLedger
 from bot.ports.ledger import LedgerEntry
 from bot.services.home import HomeService
 from bot.services.quota import QuotaService
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.slack_signing import event_callback
 
 
@@ -105,8 +105,10 @@ async def test_admins_also_see_every_channel_with_quota_and_digest(start_frugal,
 async def test_the_messages_tab_publishes_nothing(frugal, fake_slack):
     await _open_home(frugal, fake_slack, "U1", tab="messages")
 
-    await asyncio.sleep(0.3)
+    await settle_listeners()
     assert fake_slack.calls_to("views.publish") == []
+    await _open_home(frugal, fake_slack, "U1")  # the same listener, on the Home tab, does publish
+    assert len(fake_slack.calls_to("views.publish")) == 1
 
 
 async def test_without_channel_access_the_home_says_so_and_shows_the_users_own_channels(frugal, fake_slack):
