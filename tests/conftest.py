@@ -70,15 +70,27 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield normalize_database_url(f"sqlite:///{tmp_path / 'frugal.db'}")
         return
-    async with postgres_database() as url:
+    async with postgres_database(drop_later=True) as url:
         yield url
 
 
-class postgres_database:
-    """A throwaway PostgreSQL database (async context manager yielding its URL)."""
+# Databases of finished tests, dropped by the next one's setup (or at the session's end): see drop_later.
+_to_drop: list[str] = []
 
-    def __init__(self, template: str | None = None) -> None:
+
+class postgres_database:
+    """A throwaway PostgreSQL database (async context manager yielding its URL).
+
+    With ``drop_later``, the database outlives the block until the next throwaway database is made (or the
+    session ends). A test asking for ``start_frugal`` before its database has its Frugal closed only after
+    the database fixture's teardown: dropped then, the app would lose its connections mid-teardown (its
+    pending done marks and ledger rows with them), and ``DROP DATABASE ... WITH (FORCE)`` would wait, in
+    100 ms steps, for those connections' backends to exit.
+    """
+
+    def __init__(self, template: str | None = None, *, drop_later: bool = False) -> None:
         self._template = template
+        self._drop_later = drop_later
         base = os.environ.get("TEST_DATABASE_URL")
         if not base:
             if IN_CI:
@@ -96,6 +108,7 @@ class postgres_database:
     async def __aenter__(self) -> str:
         conn = await self._admin()
         try:
+            await _drop_pending(conn)
             template = f' TEMPLATE "{self._template}"' if self._template else ""
             await conn.execute(f'CREATE DATABASE "{self._name}"{template}')
         finally:
@@ -103,11 +116,33 @@ class postgres_database:
         return self._base.set(database=self._name).render_as_string(hide_password=False)
 
     async def __aexit__(self, *exc: object) -> None:
+        _to_drop.append(self._name)
+        if self._drop_later:
+            return
         conn = await self._admin()
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+            await _drop_pending(conn)
         finally:
             await conn.close()
+
+
+async def _drop_pending(conn: asyncpg.Connection) -> None:
+    while _to_drop:
+        await conn.execute(_drop(_to_drop[-1]))
+        _to_drop.pop()
+
+
+def _drop(name: str) -> str:
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_the_last_databases() -> Iterator[None]:
+    """At the session's end, drop the databases still waiting for a next test's setup."""
+    yield
+    if _to_drop and (base := os.environ.get("TEST_DATABASE_URL")):
+        asyncio.run(_admin_execute(make_url(normalize_database_url(base)), *map(_drop, _to_drop)))
+        _to_drop.clear()
 
 
 @pytest.fixture(scope="session")
@@ -130,17 +165,16 @@ def _migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         templates["postgres"] = name
     yield templates
     if base:
-        asyncio.run(
-            _admin_execute(make_url(normalize_database_url(base)), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
+        asyncio.run(_admin_execute(make_url(normalize_database_url(base)), _drop(name)))
 
 
-async def _admin_execute(url: Any, statement: str) -> None:
+async def _admin_execute(url: Any, *statements: str) -> None:
     conn = await asyncpg.connect(
         host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database
     )
     try:
-        await conn.execute(statement)
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -159,7 +193,7 @@ async def migrated_url(
                 shutil.copyfile(sidecar, target.with_name(target.name + suffix))
         yield normalize_database_url(f"sqlite:///{target}")
         return
-    async with postgres_database(template=_migrated_templates.get("postgres")) as url:
+    async with postgres_database(template=_migrated_templates.get("postgres"), drop_later=True) as url:
         yield url
 
 
