@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.ports.store import StoreUnavailable
+
 _SQLITE_PASSING = ("locked", "busy", "disk I/O", "unable to open")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -46,6 +57,37 @@ def unreachable(err: BaseException) -> bool:
         return isinstance(err, (OperationalError, InterfaceError))
     # A refused or reset connection surfaces from the driver's connect as the OS error itself.
     return isinstance(err, (OSError, TimeoutError))
+
+
+class unavailable_as:  # lower case: it reads as a function, `with unavailable_as(...)`, `@unavailable_as(...)`
+    """Turn an error saying the database could not be reached into ``StoreUnavailable(what)``, its cause chained.
+
+    Any other error (a wrong statement, a constraint) passes through unchanged. Use it as a context
+    manager around the statements, or as a decorator of an async method.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, _tb: TracebackType | None) -> bool:
+        if err is not None and unreachable(err):
+            raise StoreUnavailable(self._what) from err
+        return False
+
+    def __call__(self, method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        # Only coroutine functions: wrapping a plain function would translate nothing its awaitable raises later.
+        if not inspect.iscoroutinefunction(method):
+            raise TypeError(f"unavailable_as decorates async functions, not {method!r}")
+
+        @functools.wraps(method)
+        async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self:
+                return await method(*args, **kwargs)
+
+        return translated
 
 
 def sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
 
 from bot.infra.db.deliveries import DeliveryRow
-from bot.infra.db.engine import unreachable
+from bot.infra.db.engine import unavailable_as, unreachable
 from bot.infra.db.group_commit import GroupCommit
 from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.quota_tables import (
@@ -178,8 +178,10 @@ class SqlQuotaStore:
             .outerjoin(ok, ok.c.request_key == QuotaReservationRow.request_key)
             .where(which)
         )
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+        # The minute job's expire() reads here first: while the database is away, StoreUnavailable.
+        with unavailable_as("the quota holds cannot be read now"):
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
         return [
             ExpiredHold(
                 reservation_id=row.id,
