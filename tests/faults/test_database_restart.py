@@ -17,7 +17,7 @@ from bot.services.quota_spec import parse_limit
 from bot.slack.app import UNEXPECTED_ERROR
 from tests.conftest import postgres_database
 from tests.fakes.slack_signing import app_mention_event, event_callback
-from tests.faults.conftest import ledger_rows
+from tests.faults.conftest import ledger_rows, settle_listeners
 from tests.faults.process import books, chat_calls, until
 from tests.faults.tcp_proxy import RestartableProxy
 
@@ -72,6 +72,16 @@ class Traffic:
         assert self._task is not None
         await self._task
 
+    def replied(self, phase: str, answered: bool) -> int:
+        """How many requests sent in ``phase`` got their reply: the model's answer, or else the clear error."""
+        slack = self.frugal.fake_slack
+        wanted = (lambda text: text.startswith("[gpt-4.1-nano] message ")) if answered else UNEXPECTED_ERROR.__eq__
+        return sum(
+            1
+            for _, name, sent_in in list(self.sent)
+            if sent_in == phase and any(wanted(call.params["text"]) for call in slack.calls_to(f"response_url:{name}"))
+        )
+
     async def _run(self) -> None:
         i = 0
         while not self._stop.is_set():
@@ -91,15 +101,16 @@ async def test_postgres_restart_mid_run(start_frugal, postgres_url, proxy, fake_
     fake_openai.latency = 0.02
     traffic = Traffic(frugal)
     traffic.start()
-    await asyncio.sleep(1.0)
+    await until(lambda: traffic.replied("up", answered=True) >= 5, 20, "5 answers before the cut")
     assert await health(frugal) == 200
 
     traffic.phase = "cutting"
     await proxy.go_down()
     traffic.phase = "down"
-    await asyncio.sleep(0.3)
+    # Health is asked once the outage has been met by a request, and again after several more.
+    await until(lambda: traffic.replied("down", answered=False) >= 1, 20, "a request told of the outage")
     health_while_down = [await health(frugal)]
-    await asyncio.sleep(DOWN_FOR_S - 0.3)
+    await until(lambda: traffic.replied("down", answered=False) >= 5, 20, "5 requests told of the outage")
     health_while_down.append(await health(frugal))
     traffic.phase = "restarting"
     await proxy.come_back()
@@ -117,7 +128,7 @@ async def test_postgres_restart_mid_run(start_frugal, postgres_url, proxy, fake_
         await asyncio.sleep(0.1)
     assert statuses[-1] == 200, statuses
     traffic.phase = "back"
-    await asyncio.sleep(1.5)
+    await until(lambda: traffic.replied("back", answered=True) >= 5, 20, "5 answers once back")
     await traffic.stop()
 
     assert health_while_down == [503, 503]
@@ -129,7 +140,7 @@ async def test_postgres_restart_mid_run(start_frugal, postgres_url, proxy, fake_
     for trigger, name, phase in traffic.sent:
         [reply] = await fake_slack.await_calls(f"response_url:{name}", timeout=20)
         replies[trigger] = (phase, reply.params["text"])
-    await asyncio.sleep(0.3)
+    await settle_listeners()  # every listener has returned: no second reply can come after this
     for _, name, _ in traffic.sent:
         assert len(fake_slack.calls_to(f"response_url:{name}")) == 1, "a request was answered twice"
 

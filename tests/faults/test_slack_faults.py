@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from bot.slack.clients import MAX_RETRY_AFTER_S
+from tests.bolt_tasks import settle_listeners
 from tests.fakes.slack_signing import app_mention_event, block_actions, event_callback
 from tests.slack.button_values import channel_members, stored_button
 from tests.slack.conftest import OAUTH_ENV, Workspace, answer_oauth_as, finish_install, start_install
@@ -34,7 +34,7 @@ async def test_a_throttled_thread_reply_is_sent_after_retry_after(frugal, fake_s
     assert delivered.at - throttled.at >= 1.0
     assert (delivered.params["channel"], delivered.params["thread_ts"]) == ("C3", event["ts"])
     assert delivered.params["text"] == "[gpt-4.1-nano] can u send it pls"
-    await asyncio.sleep(0.3)
+    await settle_listeners()  # the listener has returned: no third post can come after this
     assert len(fake_slack.calls_to("chat.postMessage")) == 2
 
 
