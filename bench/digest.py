@@ -32,7 +32,8 @@ from bot.catalog import Catalog  # noqa: E402
 from bot.infra.db.digest_queries import SqlDigestQueries  # noqa: E402
 from bot.infra.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from bot.infra.db.migrate import upgrade  # noqa: E402
-from bot.services.digest import DigestBuilder, DigestPeriod, Frequency  # noqa: E402
+from bot.ports.digest_store import Frequency  # noqa: E402
+from bot.services.digest import DigestBuilder, DigestPeriod  # noqa: E402
 
 TARGET_S = 1.0  # at 5M rows on PostgreSQL
 CHANNELS = 50

@@ -14,8 +14,9 @@ from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.digest_tables import DigestSubscriptionRow
 from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.ports.digest_store import Frequency
 from bot.scheduler import build_scheduler
-from bot.services.digest import DigestBuilder, DigestService, Frequency
+from bot.services.digest import DigestBuilder, DigestService
 from bot.slack.digest_chart import daily_cost_chart
 from bot.slack.digest_publisher import SlackDigestPublisher, static_token
 from tests.conftest import BOT_TOKEN

@@ -7,12 +7,12 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot.ports.digest_store import DigestStore, Frequency, Subscription
 from bot.services.digest_content import (
     CHART_DAYS,
     TOP_USERS,
@@ -32,14 +32,13 @@ from bot.services.digest_schedule import (
     DEFAULT_SEND_TIME,
     DigestPeriod,
     DueDigest,
-    Frequency,
-    Subscription,
     due_digests,
+    grace,
     next_send,
     utcnow,
 )
 
-# The digest's names from its three modules, so the rest of Frugal imports them from here.
+# The digest's names from its modules and its store's port, so the Slack adapter imports them from here.
 __all__ = [
     "CHART_DAYS",
     "DAY",
@@ -61,13 +60,13 @@ __all__ = [
     "Frequency",
     "LifecycleWarnings",
     "ModelUsage",
-    "PendingRun",
     "PublishFailed",
     "Savings",
     "Subscription",
     "UsageGroup",
     "UserCost",
     "due_digests",
+    "grace",
     "next_send",
     "utcnow",
 ]
@@ -76,69 +75,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 RETRY_DELAY = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class PendingRun:
-    """A claimed digest whose posting failed and may be tried again."""
-
-    run_id: int
-    attempts: int
-    subscription: Subscription
-    due_at: datetime
-    period_start: datetime
-    period_end: datetime
-    message_ts: str | None
-
-
-class DigestStore(Protocol):
-    """Subscriptions and the exactly-once claims on digests."""
-
-    async def subscribe(
-        self, team_id: str, channel_id: str, frequency: Frequency, send_time: time, user_id: str, now: datetime
-    ) -> tuple[Subscription, Subscription | None]:
-        """Make this the channel's schedule; returns it and the schedule it replaced (or the same one)."""
-        ...
-
-    async def unsubscribe(self, team_id: str, channel_id: str, now: datetime) -> Subscription | None:
-        """End the channel's schedule; returns it, or None when there was none."""
-        ...
-
-    async def subscription(self, team_id: str, channel_id: str) -> Subscription | None:
-        """The channel's live schedule."""
-        ...
-
-    async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
-        """Every live schedule (of one channel ID when given)."""
-        ...
-
-    async def claimed(self, channel_ids: Sequence[str], since: datetime) -> set[tuple[str, str, datetime, datetime]]:
-        """(team, channel, period start, period end) of the claims on these channels' periods starting at or after `since`."""
-        ...
-
-    async def claim(self, subscription: Subscription, due: DueDigest, owner: str, now: datetime) -> int | None:
-        """Insert the claim; its id when this caller won, None when the channel's digest for the period was claimed."""
-        ...
-
-    async def failed_runs(self, max_attempts: int, tried_before: datetime) -> list[PendingRun]:
-        """Failed runs of live subscriptions with attempts left, last tried before `tried_before`."""
-        ...
-
-    async def reclaim(self, run_id: int, attempts: int, owner: str, now: datetime) -> bool:
-        """Take a failed run for another attempt; False when another replica took it first."""
-        ...
-
-    async def record_message(self, run_id: int, message_ts: str) -> None:
-        """Remember that the message is out, so a retry only sends what is missing."""
-        ...
-
-    async def mark_posted(self, run_id: int, now: datetime) -> None:
-        """The digest is fully posted."""
-        ...
-
-    async def mark_failed(self, run_id: int, error_code: str, *, final: bool) -> None:
-        """Posting failed; `final` stops further attempts."""
-        ...
 
 
 class PublishFailed(Exception):
@@ -258,7 +194,7 @@ class DigestService:
                 continue
             # Build before claiming: a claim is only ever taken by a replica ready to post.
             digest, png = await self._prepare(sub, d.period)
-            run_id = await self._store.claim(sub, d, self._owner, self._clock())
+            run_id = await self._store.claim(sub, d.slot, self._owner, self._clock())
             if run_id is not None:
                 posted += await self._publish(run_id, digest, png, None, attempt=1)
         return posted
@@ -270,7 +206,7 @@ class DigestService:
             if self._closing:
                 break
             sub = run.subscription
-            if now - run.due_at > sub.frequency.grace:
+            if now - run.due_at > grace(sub.frequency):
                 await self._store.mark_failed(run.run_id, "expired", final=True)
                 continue
             start_day = run.period_start.astimezone(self.tz).date()

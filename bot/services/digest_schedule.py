@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from bot.ports.digest_store import DigestSlot, Frequency, Subscription
 
 DAY = timedelta(days=1)
 DEFAULT_SEND_TIME = time(9, 0)
@@ -16,27 +17,15 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class Frequency(enum.Enum):
-    """How often a channel gets its digest."""
+def grace(frequency: Frequency) -> timedelta:
+    """How late a missed digest is still posted after downtime.
 
-    DAILY = "daily"
-    WEEKLY = "weekly"
-
-    @property
-    def days(self) -> int:
-        """Length of one period in local days."""
-        return 1 if self is Frequency.DAILY else 7
-
-    @property
-    def grace(self) -> timedelta:
-        """How late a missed digest is still posted after downtime.
-
-        A day and a half for daily digests: an outage through a night and the next day still
-        delivers yesterday's digest. Eight days for weekly ones: even a week-long freeze still
-        delivers last week's. Either way at most two digests of a channel are due at once, and
-        anything older is skipped: by then a newer digest covers the channel.
-        """
-        return timedelta(hours=36) if self is Frequency.DAILY else timedelta(days=8)
+    A day and a half for daily digests: an outage through a night and the next day still
+    delivers yesterday's digest. Eight days for weekly ones: even a week-long freeze still
+    delivers last week's. Either way at most two digests of a channel are due at once, and
+    anything older is skipped: by then a newer digest covers the channel.
+    """
+    return timedelta(hours=36) if frequency is Frequency.DAILY else timedelta(days=8)
 
 
 def at_local(day: date, clock_time: time, tz: ZoneInfo) -> datetime:
@@ -86,36 +75,29 @@ class DigestPeriod:
 
 
 @dataclass(frozen=True)
-class Subscription:
-    """A channel's digest schedule, live since `since` (UTC)."""
-
-    id: int
-    team_id: str
-    channel_id: str
-    frequency: Frequency
-    send_time: time
-    created_by: str
-    since: datetime
-
-
-@dataclass(frozen=True)
 class DueDigest:
     """One scheduled digest: when it was due, and the period it covers."""
 
     due_at: datetime
     period: DigestPeriod
 
+    @property
+    def slot(self) -> DigestSlot:
+        """What the store claims for it."""
+        return DigestSlot(self.due_at, self.period.start, self.period.end)
+
 
 def due_digests(sub: Subscription, now: datetime, tz: ZoneInfo) -> list[DueDigest]:
     """Sends of `sub` that are due: scheduled since it began, at most `grace` ago; oldest first."""
     today = now.astimezone(tz).date()
     due = []
-    for back in range(sub.frequency.grace.days + 2, -1, -1):
+    window = grace(sub.frequency)
+    for back in range(window.days + 2, -1, -1):
         day = today - back * DAY
         if sub.frequency is Frequency.WEEKLY and day.weekday() != 0:
             continue
         at = at_local(day, sub.send_time, tz)
-        if sub.since <= at <= now and now - at <= sub.frequency.grace:
+        if sub.since <= at <= now and now - at <= window:
             due.append(DueDigest(at, DigestPeriod.ending_before(sub.frequency, day, tz)))
     return due
 

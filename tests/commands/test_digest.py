@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.engine import make_engine, make_sessionmaker
-from bot.services.digest import Frequency
+from bot.ports.digest_store import Frequency
 from tests.conftest import BOT_TOKEN
 from tests.infra.db.digest_seed import row, seed
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import update
 
 from bot.infra.db.digest_tables import DigestSubscriptionRow
+from bot.ports.digest_store import Frequency
 from bot.ports.quota import Metric
 from bot.ports.quota_store import Scope
-from bot.services.digest_schedule import Frequency
 from bot.services.quota_spec import parse_limit
 from tests.fakes.openai_server import RecordedRequest, Reply
 from tests.fakes.slack_signing import app_mention_event, event_callback, slash_command

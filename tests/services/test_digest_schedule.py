@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from bot.services.digest_schedule import DigestPeriod, Frequency, Subscription, due_digests, next_send
+from bot.ports.digest_store import Frequency, Subscription
+from bot.services.digest_schedule import DigestPeriod, due_digests, next_send
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = timezone.utc

@@ -6,10 +6,10 @@ from datetime import datetime, time, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.ports.digest_store import Frequency, Subscription
 from bot.ports.model_status import ModelHealth
 from bot.ports.quota import Metric, Period, QuotaUse
 from bot.services import home
-from bot.services.digest import Frequency, Subscription
 from bot.services.home import ChannelUsage, HomeService, month_bounds
 
 NOW = datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc)

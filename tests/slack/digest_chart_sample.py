@@ -18,7 +18,8 @@ from bot.catalog import Catalog
 from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db.migrate import upgrade
-from bot.services.digest import Digest, DigestBuilder, DigestPeriod, Frequency
+from bot.ports.digest_store import Frequency
+from bot.services.digest import Digest, DigestBuilder, DigestPeriod
 from bot.slack.digest_chart import daily_cost_chart
 from tests.infra.db.digest_seed import row, seed
 

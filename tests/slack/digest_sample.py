@@ -6,17 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.ports.digest_store import Frequency
 from bot.ports.quota import Metric, Period, QuotaUse
-from bot.services.digest import (
-    DayCost,
-    Digest,
-    DigestPeriod,
-    Energy,
-    Frequency,
-    ModelUsage,
-    Savings,
-    UserCost,
-)
+from bot.services.digest import DayCost, Digest, DigestPeriod, Energy, ModelUsage, Savings, UserCost
 
 PARIS = ZoneInfo("Europe/Paris")
 

@@ -9,7 +9,8 @@ import sys
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from bot.services.digest import DigestPeriod, Frequency
+from bot.ports.digest_store import Frequency
+from bot.services.digest import DigestPeriod
 from bot.slack.digest_chart import PARTIAL_HATCH, chart_days, chart_figure, money
 from tests.slack.digest_chart_sample import NOW, TZ, sample_digest, sample_rows
 from tests.slack.digest_sample import PARIS

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from bot.infra.db.engine import make_engine
 from bot.infra.db.migrate import upgrade
-from bot.services.digest import Frequency
+from bot.ports.digest_store import Frequency
 from tests.bolt_tasks import settle_listeners
 from tests.fakes.openai_server import Fail
 from tests.fakes.slack_signing import FORM, slash_command

@@ -8,11 +8,14 @@ from datetime import datetime
 from sqlalchemy import Select, and_, case, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.infra.db.engine import unavailable_as
 from bot.infra.db.money_sum import MoneySum
 from bot.infra.db.tables import LedgerRow
 from bot.ports.digest_queries import UsageGroup, UserCost
 
 L = LedgerRow
+# A digest is built before it is claimed: an outage then leaves nothing claimed, and the tick says so.
+_UNAVAILABLE = unavailable_as("the usage ledger cannot be read now")
 
 
 class SqlDigestQueries:
@@ -21,6 +24,7 @@ class SqlDigestQueries:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @_UNAVAILABLE
     async def usage_groups(self, team_id: str, channel_id: str, bounds: Sequence[datetime]) -> list[UsageGroup]:
         """Groups of the rows in [bounds[0], bounds[-1]); bucket i is [bounds[i], bounds[i+1])."""
         if len(bounds) < 2:
@@ -50,6 +54,7 @@ class SqlDigestQueries:
                 for b, model, outcome, code, n, p, c, o, cost, unpriced, compared, c_cost, c_base, wh, wh_missing in result
             ]
 
+    @_UNAVAILABLE
     async def top_users(
         self, team_id: str, channel_id: str, start: datetime, end: datetime, limit: int
     ) -> list[UserCost]:

@@ -11,9 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.infra.db.digest_tables import DigestRunRow, DigestSubscriptionRow
-from bot.services.digest import DueDigest, Frequency, PendingRun, Subscription
+from bot.infra.db.engine import unavailable_as
+from bot.ports.digest_store import DigestSlot, Frequency, PendingRun, Subscription
 
 _LIVE = DigestSubscriptionRow.ended_at.is_(None)
+# Every public method: the digest tick, /frugal digest and `frugal digest` tell an outage from a bug by it.
+_UNAVAILABLE = unavailable_as("the digest subscriptions and claims cannot be reached now")
 
 
 class SqlDigestStore:
@@ -22,6 +25,7 @@ class SqlDigestStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
+    @_UNAVAILABLE
     async def subscribe(
         self, team_id: str, channel_id: str, frequency: Frequency, send_time: time, user_id: str, now: datetime
     ) -> tuple[Subscription, Subscription | None]:
@@ -60,6 +64,7 @@ class SqlDigestStore:
             await session.flush()
             return _subscription(row), _subscription(current) if current is not None else None
 
+    @_UNAVAILABLE
     async def unsubscribe(self, team_id: str, channel_id: str, now: datetime) -> Subscription | None:
         """End the channel's schedule; returns it, or None when there was none."""
         async with self._sessions.begin() as session:
@@ -71,6 +76,7 @@ class SqlDigestStore:
             )
             return _subscription(row) if row is not None else None
 
+    @_UNAVAILABLE
     async def subscription(self, team_id: str, channel_id: str) -> Subscription | None:
         """The channel's live schedule."""
         async with self._sessions() as session:
@@ -81,6 +87,7 @@ class SqlDigestStore:
             )
             return _subscription(row) if row is not None else None
 
+    @_UNAVAILABLE
     async def subscriptions(self, channel_id: str | None = None) -> list[Subscription]:
         """Every live schedule (of one channel ID when given)."""
         query = select(DigestSubscriptionRow).where(_LIVE).order_by(DigestSubscriptionRow.id)
@@ -89,6 +96,7 @@ class SqlDigestStore:
         async with self._sessions() as session:
             return [_subscription(row) for row in await session.scalars(query)]
 
+    @_UNAVAILABLE
     async def claimed(self, channel_ids: Sequence[str], since: datetime) -> set[tuple[str, str, datetime, datetime]]:
         """(team, channel, period start, period end) of the claims on these channels' periods starting at or after `since`."""
         query = select(
@@ -97,16 +105,17 @@ class SqlDigestStore:
         async with self._sessions() as session:
             return {(team, channel, start, end) for team, channel, start, end in await session.execute(query)}
 
-    async def claim(self, subscription: Subscription, due: DueDigest, owner: str, now: datetime) -> int | None:
+    @_UNAVAILABLE
+    async def claim(self, subscription: Subscription, slot: DigestSlot, owner: str, now: datetime) -> int | None:
         """Insert the claim; its id when this caller won, None when the channel's digest for the period was claimed."""
         async with self._sessions.begin() as session:
             statement = _insert_or_skip(session, DigestRunRow).values(
                 subscription_id=subscription.id,
                 team_id=subscription.team_id,
                 channel_id=subscription.channel_id,
-                period_start=due.period.start,
-                period_end=due.period.end,
-                due_at=due.due_at,
+                period_start=slot.period_start,
+                period_end=slot.period_end,
+                due_at=slot.due_at,
                 status="claimed",
                 attempts=1,
                 claimed_by=owner[:64],
@@ -114,6 +123,7 @@ class SqlDigestStore:
             )
             return await session.scalar(statement.returning(DigestRunRow.id))
 
+    @_UNAVAILABLE
     async def failed_runs(self, max_attempts: int, tried_before: datetime) -> list[PendingRun]:
         """Failed runs of live subscriptions with attempts left, last tried before `tried_before`."""
         query = (
@@ -141,6 +151,7 @@ class SqlDigestStore:
                 for run, sub in await session.execute(query)
             ]
 
+    @_UNAVAILABLE
     async def reclaim(self, run_id: int, attempts: int, owner: str, now: datetime) -> bool:
         """Take a failed run for another attempt; False when another replica took it first."""
         async with self._sessions.begin() as session:
@@ -152,14 +163,17 @@ class SqlDigestStore:
             )
             return result.rowcount == 1
 
+    @_UNAVAILABLE
     async def record_message(self, run_id: int, message_ts: str) -> None:
         """Remember that the message is out, so a retry only sends what is missing."""
         await self._set(run_id, message_ts=message_ts)
 
+    @_UNAVAILABLE
     async def mark_posted(self, run_id: int, now: datetime) -> None:
         """The digest is fully posted."""
         await self._set(run_id, status="posted", posted_at=now, error_code=None)
 
+    @_UNAVAILABLE
     async def mark_failed(self, run_id: int, error_code: str, *, final: bool) -> None:
         """Posting failed; `final` stops further attempts."""
         await self._set(run_id, status="abandoned" if final else "failed", error_code=error_code[:64])

@@ -10,7 +10,8 @@ from sqlalchemy import text
 from bot.catalog import Catalog
 from bot.infra.db.digest_queries import SqlDigestQueries, top_users_statement, usage_groups_statement
 from bot.infra.db.engine import make_engine, make_sessionmaker
-from bot.services.digest import DigestBuilder, DigestPeriod, Frequency, ModelUsage, UserCost
+from bot.ports.digest_store import Frequency
+from bot.services.digest import DigestBuilder, DigestPeriod, ModelUsage, UserCost
 from tests.infra.db.digest_seed import (
     CHANNEL,
     EXPECTED,

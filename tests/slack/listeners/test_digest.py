@@ -13,8 +13,9 @@ import pytest
 from bot import composition
 from bot.infra.db.engine import make_sessionmaker
 from bot.infra.db.ledger import SqlLedger
+from bot.ports.digest_store import Frequency
 from bot.ports.ledger import LedgerEntry
-from bot.services.digest import DigestService, Frequency
+from bot.services.digest import DigestService
 from bot.services.quota import QuotaService
 from bot.slack.grammar import HELP_POINTER
 from bot.slack.listeners.digest import NOT_A_MEMBER_WARNING
