@@ -14,9 +14,9 @@ from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.ports.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class DigestRunner(Protocol):
     """What the scheduler drives (bot.services.digest.DigestService)."""
 
     async def tick(self) -> int:
-        """Post what is due; returns how many digests were posted."""
+        """Post what is due; returns how many digests were posted; StoreUnavailable while the database is away."""
         ...
 
     async def aclose(self) -> None:
@@ -77,8 +77,9 @@ def build_scheduler(
     )
     for job in daily_jobs:
         scheduler.add_job(
-            job,
+            _store_job,
             IntervalTrigger(days=1, timezone=settings.timezone),
+            args=[job],
             id=f"daily:{getattr(job, '__qualname__', repr(job))}",
             next_run_time=now + timedelta(days=1),
             max_instances=1,
@@ -88,7 +89,7 @@ def build_scheduler(
     for job in minute_jobs:
         # E.g. expiring quota holds left by crashed processes; every replica may run it, the database decides.
         scheduler.add_job(
-            _minute_job,
+            _store_job,
             IntervalTrigger(seconds=tick_seconds, timezone=settings.timezone),
             args=[job],
             id=f"minute:{getattr(job, '__qualname__', repr(job))}",
@@ -100,20 +101,25 @@ def build_scheduler(
     return Scheduler(scheduler, digest_runner)
 
 
-async def _minute_job(job: DailyJob) -> None:
+async def _store_job(job: DailyJob) -> None:
     try:
         await job()
-    except (SQLAlchemyError, OSError) as err:
-        # The database is down or unreachable: nothing was changed; the next minute tries again.
-        log.warning("%s skipped: database unavailable (%s)", getattr(job, "__qualname__", "job"), type(err).__name__)
+    except StoreUnavailable as err:
+        # The database is down or unreachable: nothing was changed; the next run tries again.
+        log.warning("%s skipped: database unavailable (%s)", getattr(job, "__qualname__", "job"), _cause(err))
 
 
 async def _digest_tick(runner: DigestRunner) -> None:
     try:
         posted = await runner.tick()
-    except (SQLAlchemyError, OSError) as err:
+    except StoreUnavailable as err:
         # The database is down or unreachable: nothing was claimed; the next tick tries again.
-        log.warning("digest tick skipped: database unavailable (%s)", type(err).__name__)
+        log.warning("digest tick skipped: database unavailable (%s)", _cause(err))
         return
     if posted:
         log.info("digest tick: %d digest(s) posted", posted)
+
+
+def _cause(err: StoreUnavailable) -> str:
+    """The driver's error the store saw (e.g. OperationalError, ConnectionRefusedError), named for the log."""
+    return type(err.__cause__ or err).__name__

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
-from bot.infra.db.engine import unreachable
+from bot.infra.db.engine import unavailable_as, unreachable
 from bot.infra.db.sqlite_writers import write_turn
 from bot.ports.button_texts import ButtonText
 from bot.ports.store import StoreUnavailable
@@ -112,7 +112,8 @@ class SqlButtonTexts:
         )
 
     async def purge(self) -> int:
-        """Delete the expired entries; returns how many."""
-        async with write_turn(self._engine), self._engine.begin() as conn:
-            result = await conn.execute(delete(ButtonTextRow).where(ButtonTextRow.expires_at <= self._clock()))
+        """Delete the expired entries; returns how many. Raises StoreUnavailable while the database is away."""
+        with unavailable_as("the button texts cannot be purged now"):
+            async with write_turn(self._engine), self._engine.begin() as conn:
+                result = await conn.execute(delete(ButtonTextRow).where(ButtonTextRow.expires_at <= self._clock()))
         return result.rowcount

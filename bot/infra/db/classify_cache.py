@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.infra.db.base import Base
-from bot.infra.db.engine import unreachable
+from bot.infra.db.engine import unavailable_as, unreachable
 from bot.ports.classify_cache import CachedLabel
 from bot.ports.store import StoreUnavailable
 
@@ -78,7 +78,8 @@ class SqlClassifyCache:
             raise
 
     async def purge(self, before: datetime) -> int:
-        """Forget entries older than `before`; how many."""
-        async with self._sessions.begin() as session:
-            result = await session.execute(delete(ClassifyCacheRow).where(ClassifyCacheRow.created_at < before))
+        """Forget entries older than `before`; how many. Raises StoreUnavailable while the database is away."""
+        with unavailable_as("the classify cache cannot be purged now"):
+            async with self._sessions.begin() as session:
+                result = await session.execute(delete(ClassifyCacheRow).where(ClassifyCacheRow.created_at < before))
         return result.rowcount

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.dml import Insert
 
 from bot.infra.db.base import Base
-from bot.infra.db.engine import unreachable
+from bot.infra.db.engine import unavailable_as, unreachable
 from bot.infra.db.group_commit import GroupCommit
 from bot.infra.db.sqlite_writers import sqlite_writer
 
@@ -172,13 +172,17 @@ class SqlDeliveries:
                 await conn.execute(self._finish, params)
 
     async def purge(self) -> int:
-        """Delete deliveries first seen longer ago than the retention; returns how many."""
+        """Delete deliveries first seen longer ago than the retention; returns how many.
+
+        Raises StoreUnavailable while the database is away.
+        """
         params = {"cutoff": self._clock() - self._retention}
-        if (writer := sqlite_writer(self._engine)) is not None:
-            purged = await writer.run(lambda conn: conn.execute(self._purge, params).rowcount)
-        else:
-            async with self._autocommit() as conn:
-                purged = (await conn.execute(self._purge, params)).rowcount
+        with unavailable_as("the Slack deliveries cannot be purged now"):
+            if (writer := sqlite_writer(self._engine)) is not None:
+                purged = await writer.run(lambda conn: conn.execute(self._purge, params).rowcount)
+            else:
+                async with self._autocommit() as conn:
+                    purged = (await conn.execute(self._purge, params)).rowcount
         if purged:
             log.info("purged %d old Slack deliveries", purged)
         return purged

@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
-from bot.infra.db.engine import make_engine
+from bot.infra.db.engine import make_engine, unavailable_as
 
 # Any constant works; it only has to be the same in every replica.
 _PG_LOCK_KEY = 0x46525547414C  # "FRUGAL"
@@ -44,8 +44,12 @@ def alembic_config() -> Config:
     return config
 
 
+@unavailable_as("the database cannot be migrated now")
 async def upgrade(url: str, revision: str = "heads") -> list[AppliedRevision]:
-    """Bring the database at `url` to `revision` (default: the newest); the revisions applied, oldest first."""
+    """Bring the database at `url` to `revision` (default: the newest); the revisions applied, oldest first.
+
+    Raises StoreUnavailable when the database cannot be reached (nor, for SQLite, its folder written).
+    """
     engine = make_engine(url)
     try:
         async with _sqlite_file_lock(url):
@@ -60,8 +64,9 @@ async def upgrade(url: str, revision: str = "heads") -> list[AppliedRevision]:
         await engine.dispose()
 
 
+@unavailable_as("the database's migrations cannot be read now")
 async def pending_revisions(url: str) -> list[str]:
-    """Revisions not yet applied to the database at `url`."""
+    """Revisions not yet applied to the database at `url`; StoreUnavailable when it cannot be reached."""
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
