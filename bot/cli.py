@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 from dotenv import load_dotenv
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.catalog import CatalogError
 from bot.commands import check, digest, migrate, run, usage
@@ -21,6 +20,7 @@ from bot.config import (
     load_serving_settings,
     load_settings,
 )
+from bot.ports.store import StoreUnavailable
 
 # Each module adds its subcommand with add_parser(); its handler(settings, args) returns the exit code.
 COMMANDS = [run, migrate, check, digest, usage]
@@ -45,8 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(err).splitlines():
             print(f"frugal: {line}", file=sys.stderr)
         return 2
-    except (OperationalError, DBAPIError, OSError) as err:
-        print(f"frugal: DATABASE_URL: cannot use the database ({type(err).__name__})", file=sys.stderr)
+    except StoreUnavailable as err:
+        # Named after the driver's error the store saw (OperationalError, ConnectionRefusedError, ...).
+        cause = type(err.__cause__ or err).__name__
+        print(f"frugal: DATABASE_URL: cannot use the database ({cause})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

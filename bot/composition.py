@@ -17,7 +17,7 @@ from bot.infra.db.classify_cache import SqlClassifyCache
 from bot.infra.db.deliveries import SqlDeliveries
 from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.digest_store import SqlDigestStore
-from bot.infra.db.engine import make_engine, make_sessionmaker
+from bot.infra.db.engine import make_engine, make_sessionmaker, unavailable_as
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.ledger import SqlLedger
@@ -208,7 +208,9 @@ async def usage_reports(settings: Settings) -> AsyncIterator[UsageService]:
     """Usage reports alone, for `frugal usage`: a database engine, and no Slack or OpenAI client."""
     engine = make_engine(settings.database_url)
     try:
-        yield _usage_service(settings, make_sessionmaker(engine), quotas=None)
+        # Whatever the report reads raises StoreUnavailable while the database is away, as the stores do.
+        with unavailable_as("the usage ledger cannot be read now"):
+            yield _usage_service(settings, make_sessionmaker(engine), quotas=None)
     finally:
         await engine.dispose()
 

@@ -114,6 +114,15 @@ def test_migrate_says_what_it_applied_then_that_nothing_was_left(tmp_path):
     assert again.stdout.splitlines() == ["database was already up to date: nothing to apply"]
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["usage"], ["digest"]])
+def test_a_database_that_refuses_connections_is_one_line_naming_the_error(tmp_path, command):
+    url = f"postgresql://postgres@127.0.0.1:{_free_port()}/frugal"  # nothing listens there
+    result = _frugal(*command, env={**_env(tmp_path), "DATABASE_URL": url}, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "frugal: DATABASE_URL: cannot use the database (ConnectionRefusedError)"
+
+
 def test_dotenv_in_the_working_directory_is_read(tmp_path):
     (tmp_path / ".env").write_text("FRUGAL_MODELS=gpt-4.1-nano,gpt-4.1-nano\n")
     result = _frugal("migrate", env=_env(tmp_path), cwd=tmp_path)

@@ -8,19 +8,17 @@ import io
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from bot.catalog import Catalog, CatalogError, UnknownModelError, format_usd
 from bot.config import DEFAULT_MODELS, ConfigError, Settings
 from bot.ports.chat import RemoteModel
 from bot.ports.model_status import UnavailableModel
+from bot.ports.store import StoreUnavailable
 from bot.services.lifecycle import (
     SHUTDOWN_WARNING_DAYS,
     ModelLifecycle,
@@ -171,15 +169,13 @@ def _configuration(settings: Settings) -> list[Finding]:
 
 
 async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel] | None]:
-    from bot.infra.db.engine import make_engine, make_sessionmaker, ping
-    from bot.infra.db.migrate import pending_revisions
-    from bot.infra.db.model_status import SqlModelStatusStore
+    from bot.infra.db.health import database_location, database_state
 
-    url = make_url(settings.database_url)
-    where = url.render_as_string(hide_password=True)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+    location = database_location(settings.database_url)
+    where = location.shown
+    if location.sqlite_file is not None:
         # Connecting to SQLite creates the file: a check must leave no empty database behind.
-        path = Path(url.database)
+        path = location.sqlite_file
         if not path.parent.is_dir():
             return Finding(
                 "database",
@@ -195,29 +191,25 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
                 "run `frugal migrate` to create it (`frugal run` also does)",
             )
             return finding, None
-    engine = make_engine(settings.database_url)
     try:
-        await asyncio.wait_for(ping(engine), CHECK_TIMEOUT_S)
-        pending = await pending_revisions(settings.database_url)
-        if pending:
-            finding = Finding(
-                "database",
-                WARN,
-                f"{where}: {len(pending)} migration(s) pending",
-                "run `frugal migrate` (`frugal run` also applies them)",
-            )
-            return finding, None
-        marks = await SqlModelStatusStore(make_sessionmaker(engine)).unavailable()
-        return Finding("database", OK, f"{where}: reachable, migrations applied"), marks
-    except (TimeoutError, SQLAlchemyError, OSError) as err:
+        state = await database_state(settings.database_url, timeout=CHECK_TIMEOUT_S)
+    except StoreUnavailable as err:
         return Finding(
             "database",
             FAIL,
-            f"{where}: cannot connect ({type(err).__name__})",
+            # Named after the driver's error (or TimeoutError), which is what an operator can look up.
+            f"{where}: cannot connect ({type(err.__cause__ or err).__name__})",
             "check DATABASE_URL and that the database server is up",
         ), None
-    finally:
-        await engine.dispose()
+    if state.pending:
+        finding = Finding(
+            "database",
+            WARN,
+            f"{where}: {len(state.pending)} migration(s) pending",
+            "run `frugal migrate` (`frugal run` also applies them)",
+        )
+        return finding, None
+    return Finding("database", OK, f"{where}: reachable, migrations applied"), state.unavailable_models
 
 
 async def _slack(settings: Settings) -> list[Finding]:

@@ -14,7 +14,7 @@ import pytest
 
 from bot.catalog.pricing import LIBRARY
 from bot.commands.check import run_check
-from bot.config import DEFAULT_MODELS
+from bot.config import DEFAULT_MODELS, normalize_database_url
 from bot.infra.db.engine import make_engine, make_sessionmaker
 from bot.infra.db.migrate import upgrade
 from bot.infra.db.model_status import SqlModelStatusStore
@@ -141,6 +141,28 @@ async def test_an_unreachable_database_fails(make_settings, tmp_path):
     assert code == 1
     assert "FAIL" in _row(out, "database") and "cannot connect" in _row(out, "database")
     assert "database: check DATABASE_URL" in out
+
+
+async def test_a_database_server_that_refuses_the_connection_fails_naming_the_error(make_settings):
+    port = _closed_port_url().rpartition(":")[2]
+
+    code, out = await _check(make_settings, f"postgresql+asyncpg://postgres@127.0.0.1:{port}/frugal")
+
+    assert code == 1
+    assert "FAIL" in _row(out, "database") and "cannot connect (ConnectionRefusedError)" in _row(out, "database")
+    assert "database: check DATABASE_URL and that the database server is up" in out
+
+
+async def test_a_database_that_does_not_exist_on_the_server_fails(make_settings):
+    if not (base := os.environ.get("TEST_DATABASE_URL")):
+        pytest.skip("needs PostgreSQL (TEST_DATABASE_URL)")
+    missing = normalize_database_url(base).rsplit("/", 1)[0] + "/frugal_no_such_database"
+
+    code, out = await _check(make_settings, missing)
+
+    # The server answered and refused: no traceback, the same line as for a server that is down.
+    assert code == 1
+    assert "FAIL" in _row(out, "database") and "cannot connect (DBAPIError)" in _row(out, "database")
 
 
 async def test_a_shutdown_within_30_days_is_a_warning(make_settings, migrated_url, fake_openai):

@@ -59,21 +59,32 @@ def unreachable(err: BaseException) -> bool:
     return isinstance(err, (OSError, TimeoutError))
 
 
+def cannot_connect(err: BaseException) -> bool:
+    """Whether ``err`` says no connection could be had: unreachable, or refused (no such database or role, a bad password).
+
+    What `frugal migrate`, `frugal run` and `frugal check` tell the operator as "cannot use the database":
+    a statement that failed (it has its SQL) is not one of these.
+    """
+    return unreachable(err) or (isinstance(err, DBAPIError) and err.statement is None)
+
+
 class unavailable_as:  # lower case: it reads as a function, `with unavailable_as(...)`, `@unavailable_as(...)`
     """Turn an error saying the database could not be reached into ``StoreUnavailable(what)``, its cause chained.
 
-    Any other error (a wrong statement, a constraint) passes through unchanged. Use it as a context
-    manager around the statements, or as a decorator of an async method.
+    Any other error (a wrong statement, a constraint) passes through unchanged; ``when`` decides which
+    are translated (default: ``unreachable``). Use it as a context manager around the statements, or
+    as a decorator of an async function.
     """
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, *, when: Callable[[BaseException], bool] = unreachable) -> None:
         self._what = what
+        self._when = when
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, _tb: TracebackType | None) -> bool:
-        if err is not None and unreachable(err):
+        if err is not None and self._when(err):
             raise StoreUnavailable(self._what) from err
         return False
 

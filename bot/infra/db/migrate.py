@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
-from bot.infra.db.engine import make_engine, unavailable_as
+from bot.infra.db.engine import cannot_connect, make_engine, unavailable_as
 
 # Any constant works; it only has to be the same in every replica.
 _PG_LOCK_KEY = 0x46525547414C  # "FRUGAL"
@@ -44,11 +44,12 @@ def alembic_config() -> Config:
     return config
 
 
-@unavailable_as("the database cannot be migrated now")
+@unavailable_as("the database cannot be migrated now", when=cannot_connect)
 async def upgrade(url: str, revision: str = "heads") -> list[AppliedRevision]:
     """Bring the database at `url` to `revision` (default: the newest); the revisions applied, oldest first.
 
-    Raises StoreUnavailable when the database cannot be reached (nor, for SQLite, its folder written).
+    Raises StoreUnavailable when no connection can be had (nor, for SQLite, its folder written); a
+    migration that fails raises its own error.
     """
     engine = make_engine(url)
     try:
@@ -64,9 +65,9 @@ async def upgrade(url: str, revision: str = "heads") -> list[AppliedRevision]:
         await engine.dispose()
 
 
-@unavailable_as("the database's migrations cannot be read now")
+@unavailable_as("the database's migrations cannot be read now", when=cannot_connect)
 async def pending_revisions(url: str) -> list[str]:
-    """Revisions not yet applied to the database at `url`; StoreUnavailable when it cannot be reached."""
+    """Revisions not yet applied to the database at `url`; StoreUnavailable when no connection can be had."""
     engine = make_engine(url)
     try:
         async with engine.connect() as conn:
