@@ -18,6 +18,7 @@ from bot.infra.db.deliveries import SqlDeliveries
 from bot.infra.db.digest_queries import SqlDigestQueries
 from bot.infra.db.digest_store import SqlDigestStore
 from bot.infra.db.engine import make_engine, make_sessionmaker, unavailable_as
+from bot.infra.db.health import database_ping
 from bot.infra.db.home_queries import SqlHomeQueries
 from bot.infra.db.labels import SqlChannelLabels
 from bot.infra.db.ledger import SqlLedger
@@ -65,6 +66,8 @@ class Container:
     usage: UsageService = field(kw_only=True)
     quota: QuotaService = field(kw_only=True)
     metrics: Metrics = field(kw_only=True)
+    # GET /healthz's question to the database (bot.web.server): raises StoreUnavailable when it is away.
+    ping: Callable[[], Awaitable[None]] = field(kw_only=True)
     # Run every minute by the scheduler of `frugal run` (bot.scheduler).
     minute_jobs: list[Callable[[], Awaitable[object]]] = field(default_factory=list, kw_only=True)
     # Run once a day by the scheduler of `frugal run` (bot.scheduler).
@@ -179,6 +182,7 @@ def build_container(settings: Settings) -> Container:
         usage=usage,
         quota=quota,
         metrics=metrics,
+        ping=database_ping(engine),
         minute_jobs=[quota.expire],
     )
 

@@ -47,7 +47,7 @@ async def serve(settings: Settings, *, port: int, socket_mode: bool) -> None:
     runner = web.AppRunner(
         build_web_app(
             container.bolt,
-            container.engine,
+            container.ping,
             container.metrics,
             stopping=stopping,
             socket_connected=socket_handler.client.is_connected if socket_handler is not None else None,

@@ -266,7 +266,7 @@ async def start_frugal(
 
     async def start(database_url: str, **overrides: str) -> RunningFrugal:
         container = build_container(make_settings(database_url, **overrides))
-        runner = web.AppRunner(build_web_app(container.bolt, container.engine, container.metrics))
+        runner = web.AppRunner(build_web_app(container.bolt, container.ping, container.metrics))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -14,10 +14,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.infra.db.engine import ping
 from bot.infra.metrics import Metrics
+from bot.ports.store import StoreUnavailable
 from bot.slack.app import FrugalApp
 
 log = logging.getLogger(__name__)
@@ -31,13 +30,16 @@ _MAX_TIMESTAMP_DIGITS = 12
 
 def build_web_app(
     bolt: FrugalApp,
-    engine: AsyncEngine,
+    ping: Callable[[], Awaitable[None]],
     metrics: Metrics | None = None,
     *,
     stopping: asyncio.Event | None = None,
     socket_connected: Callable[[], Awaitable[bool]] | None = None,
 ) -> web.Application:
     """Serve Bolt on /slack/events, the database health on /healthz and, given metrics, /metrics.
+
+    ``ping`` asks the database for a trivial answer, raising StoreUnavailable when it cannot be had
+    (bot.infra.db.health.database_ping, built by the composition root).
 
     Once ``stopping`` is set (a graceful stop), /healthz and every new delivery answer 503, so a load
     balancer takes this process out and Slack delivers its retries to another. In Socket Mode,
@@ -65,10 +67,12 @@ def build_web_app(
             return web.json_response({"status": "stopping", "detail": "finishing the requests in flight"}, status=503)
         report = {"database": "up"}
         try:
-            await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
-        # Whatever the driver raises, the answer is the same: the database is down, and we say so.
+            await asyncio.wait_for(ping(), HEALTH_TIMEOUT_S)
+        # Whatever goes wrong, the answer is the same: the database is down, and we say so.
         except Exception as err:  # noqa: BLE001
-            log.warning("health check: database down (%s)", type(err).__name__)
+            # Named after the driver's error the store saw (or TimeoutError), as before there was a port.
+            cause = err.__cause__ if isinstance(err, StoreUnavailable) and err.__cause__ else err
+            log.warning("health check: database down (%s)", type(cause).__name__)
             report["database"] = "down"
         if socket_connected is not None:
             report["socket"] = "connected" if await socket_connected() else "disconnected"

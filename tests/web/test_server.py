@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from tests.fakes.slack_signing import url_verification
 
 
@@ -11,13 +13,17 @@ async def test_healthz_is_200_when_the_database_answers(frugal):
         assert await resp.json() == {"status": "ok", "database": "up"}
 
 
-async def test_healthz_is_503_when_the_database_is_down(start_frugal, tmp_path):
+async def test_healthz_is_503_when_the_database_is_down(start_frugal, tmp_path, caplog):
     missing_dir = tmp_path / "no-such-dir" / "frugal.db"
     frugal = await start_frugal(f"sqlite:///{missing_dir}")
 
-    async with frugal.http.get(f"{frugal.url}/healthz") as resp:
-        assert resp.status == 503
-        assert (await resp.json())["database"] == "down"
+    with caplog.at_level(logging.WARNING, logger="bot.web.server"):
+        async with frugal.http.get(f"{frugal.url}/healthz") as resp:
+            assert resp.status == 503
+            assert (await resp.json())["database"] == "down"
+
+    # The driver's error, named as the port's StoreUnavailable carries it.
+    assert "health check: database down (OperationalError)" in caplog.messages
 
 
 async def test_url_verification_is_answered(frugal):
@@ -38,7 +44,7 @@ async def test_in_socket_mode_healthz_reports_the_socket_too(frugal, fake_slack)
     from bot.web.server import build_web_app
 
     handler = AsyncSocketModeHandler(frugal.container.bolt, "xapp-1-A0001-1-test")
-    app = build_web_app(frugal.container.bolt, frugal.container.engine, socket_connected=handler.client.is_connected)
+    app = build_web_app(frugal.container.bolt, frugal.container.ping, socket_connected=handler.client.is_connected)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
