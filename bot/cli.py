@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except StoreUnavailable as err:
         # Named after the driver's error the store saw (OperationalError, ConnectionRefusedError, ...).
-        cause = type(err.__cause__ or err).__name__
+        cause = err.cause_name
         print(f"frugal: DATABASE_URL: cannot use the database ({cause})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

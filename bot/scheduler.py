@@ -106,7 +106,7 @@ async def _store_job(job: DailyJob) -> None:
         await job()
     except StoreUnavailable as err:
         # The database is down or unreachable: nothing was changed; the next run tries again.
-        log.warning("%s skipped: database unavailable (%s)", getattr(job, "__qualname__", "job"), _cause(err))
+        log.warning("%s skipped: database unavailable (%s)", getattr(job, "__qualname__", "job"), err.cause_name)
 
 
 async def _digest_tick(runner: DigestRunner) -> None:
@@ -114,12 +114,7 @@ async def _digest_tick(runner: DigestRunner) -> None:
         posted = await runner.tick()
     except StoreUnavailable as err:
         # The database is down or unreachable: nothing was claimed; the next tick tries again.
-        log.warning("digest tick skipped: database unavailable (%s)", _cause(err))
+        log.warning("digest tick skipped: database unavailable (%s)", err.cause_name)
         return
     if posted:
         log.info("digest tick: %d digest(s) posted", posted)
-
-
-def _cause(err: StoreUnavailable) -> str:
-    """The driver's error the store saw (e.g. OperationalError, ConnectionRefusedError), named for the log."""
-    return type(err.__cause__ or err).__name__

@@ -198,7 +198,7 @@ async def _database(settings: Settings) -> tuple[Finding, list[UnavailableModel]
             "database",
             FAIL,
             # Named after the driver's error (or TimeoutError), which is what an operator can look up.
-            f"{where}: cannot connect ({type(err.__cause__ or err).__name__})",
+            f"{where}: cannot connect ({err.cause_name})",
             "check DATABASE_URL and that the database server is up",
         ), None
     if state.pending:

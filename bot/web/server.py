@@ -71,8 +71,8 @@ def build_web_app(
         # Whatever goes wrong, the answer is the same: the database is down, and we say so.
         except Exception as err:  # noqa: BLE001
             # Named after the driver's error the store saw (or TimeoutError), as before there was a port.
-            cause = err.__cause__ if isinstance(err, StoreUnavailable) and err.__cause__ else err
-            log.warning("health check: database down (%s)", type(cause).__name__)
+            cause = err.cause_name if isinstance(err, StoreUnavailable) else type(err).__name__
+            log.warning("health check: database down (%s)", cause)
             report["database"] = "down"
         if socket_connected is not None:
             report["socket"] = "connected" if await socket_connected() else "disconnected"
